@@ -1,0 +1,1 @@
+"""Packaged experiment and model-architecture configs for vfp (data only)."""

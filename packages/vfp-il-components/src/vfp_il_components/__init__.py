@@ -1,0 +1,1 @@
+"""Imitation-learning components for vfp, registered through the ``vfp`` entry-point group."""

@@ -1,0 +1,21 @@
+"""The vfp-il-components plugin: registers its components through the public hooks.
+
+Each area keeps a light ``specs`` module (config models and ComponentSpecs, no torch import);
+implementations are imported only when a component is built.
+"""
+
+from __future__ import annotations
+
+import vfp
+from vfp import ComponentSpec
+
+VFP_CONTRACT = "1.0"
+
+
+@vfp.hookimpl
+def vfp_register_components() -> list[ComponentSpec]:
+    from vfp_il_components.data import specs as data
+    from vfp_il_components.losses import specs as losses
+    from vfp_il_components.optim import specs as optim
+
+    return [*data.SPECS, *losses.SPECS, *optim.SPECS]

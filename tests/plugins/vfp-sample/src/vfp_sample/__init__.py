@@ -1,0 +1,1 @@
+"""A third-party vfp plugin as someone outside the project would write it."""

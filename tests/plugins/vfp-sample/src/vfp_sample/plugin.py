@@ -1,0 +1,60 @@
+"""Registers a tiny regression problem: data, model, loss, optimizer and trainer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+import vfp
+from vfp import ComponentConfig, ComponentKind, ComponentSpec, LossConfig
+
+VFP_CONTRACT = "1.0"
+
+
+class RegressionDataConfig(ComponentConfig):
+    """Noisy samples of y = W x + b with a fixed random W."""
+
+    num_samples: int = Field(256, ge=8)
+    in_dim: int = Field(4, ge=1)
+    out_dim: int = Field(2, ge=1)
+    noise: float = Field(0.01, ge=0.0)
+    batch_size: int = Field(32, ge=1)
+    val_fraction: float = Field(0.25, gt=0.0, lt=1.0)
+
+
+class LinearModelConfig(ComponentConfig):
+    """A linear layer, optionally with a hidden layer."""
+
+    hidden: int = Field(0, ge=0)
+
+
+class HuberConfig(LossConfig):
+    delta: float = Field(1.0, gt=0.0)
+
+
+class SgdConfig(ComponentConfig):
+    lr: float = Field(0.05, gt=0.0)
+    momentum: float = Field(0.0, ge=0.0, lt=1.0)
+
+
+class RegressionTrainerConfig(ComponentConfig):
+    """Fits the model component ``net`` to the data with the ``fit`` loss."""
+
+    report_mae: bool = True
+
+
+@vfp.hookimpl
+def vfp_register_components() -> list[ComponentSpec]:
+    return [
+        ComponentSpec(ComponentKind.DATALOADER, "sample_regression", RegressionDataConfig, "vfp_sample.impl:RegressionData"),
+        ComponentSpec(ComponentKind.MODEL, "sample_linear", LinearModelConfig, "vfp_sample.impl:build_linear"),
+        ComponentSpec(ComponentKind.LOSS, "sample_huber", HuberConfig, "vfp_sample.impl:HuberLoss"),
+        ComponentSpec(ComponentKind.OPTIMIZER, "sample_sgd", SgdConfig, "vfp_sample.impl:build_sgd"),
+        ComponentSpec(ComponentKind.TRAINER, "sample_regression", RegressionTrainerConfig, "vfp_sample.impl:RegressionTrainer"),
+    ]
+
+
+@vfp.hookimpl
+def vfp_config_dirs() -> list[Path]:
+    return [Path(__file__).parent / "configs"]
