@@ -31,7 +31,7 @@ def _install_project(session: nox.Session, *extra: str) -> None:
 @nox.session(python="3.11")
 def tests(session: nox.Session) -> None:
     """The whole test suite (without the lerobot tests, which have their own session)."""
-    _install_project(session, *TEST_DEPS)
+    _install_project(session, *TEST_DEPS, "-e", "tests/plugins/vfp-sample")
     session.run("pytest", "-m", "not lerobot", *session.posargs)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Final
@@ -49,6 +50,14 @@ class ComponentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     type: str = Field(description="Registered name of the component.")
+
+    def cross_check(self, experiment: Any) -> Iterable[tuple[str, str]]:
+        """Check this section against the rest of the experiment (an ``ExperimentConfig``).
+
+        Yield ``(key, message)`` pairs, ``key`` relative to this section (``"warmup_steps"``); each
+        becomes a config error naming the file, line and full key path. The default checks nothing.
+        """
+        return ()
 
 
 class LossConfig(ComponentConfig):

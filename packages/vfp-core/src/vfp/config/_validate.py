@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from vfp._plugins import ComponentRegistry, PluginHost, get_host
-from vfp.components import ComponentKind
+from vfp.components import ComponentConfig, ComponentKind
 from vfp.config._catalog import ConfigCatalog
 from vfp.config._compose import apply_overrides, compose_file, resolve_config_argument
 from vfp.config._errors import ConfigError, ConfigIssue
@@ -74,9 +74,27 @@ def validate(located: LocatedData, registry: ComponentRegistry, file: str) -> Ex
             path, message = _describe(error, data, model, registry)
             issues.append(issue(path, message))
     issues.extend(issue(path, message) for path, message in _cross_checks(data))
+    if config is not None:
+        for path, section in _component_sections(config):
+            try:
+                found = list(section.cross_check(config))
+            except Exception as exc:  # a plugin's check must not take validation down
+                found = [("", f"cross_check of {section.type!r} raised {type(exc).__name__}: {exc}")]
+            for key, message in found:
+                sub = tuple(int(p) if p.isdigit() else p for p in key.split(".")) if key else ()
+                issues.append(issue((*path, *sub), message))
     if issues or config is None:
         raise ConfigError(_unique(issues))
     return config
+
+
+def _component_sections(config: ExperimentConfig) -> list[tuple[KeyPath, ComponentConfig]]:
+    sections: list[tuple[KeyPath, ComponentConfig]] = [(("data",), config.data), (("trainer",), config.trainer)]
+    sections += [(("losses", name), loss) for name, loss in config.losses.items()]
+    sections += [(("optimizers", name), opt) for name, opt in config.optimizers.items()]
+    sections += [(("model", name, "arch"), part.arch) for name, part in config.model.items()]
+    sections += [(("logging", "callbacks", i), cb) for i, cb in enumerate(config.logging.callbacks)]
+    return sections
 
 
 def _unique(issues: Sequence[ConfigIssue]) -> list[ConfigIssue]:
