@@ -83,7 +83,10 @@ def check_contract(declared: object) -> str | None:
     """Return why a declared contract version is refused, or None when it is supported."""
     supported = f"{SUPPORTED_CONTRACT_MAJOR}.x (this vfp-core implements {CONTRACT_VERSION})"
     if declared is None:
-        return f"declares no contract version; set VFP_CONTRACT = {CONTRACT_VERSION!r} in the plugin module"
+        return (
+            f"declares no contract version; set VFP_CONTRACT = {CONTRACT_VERSION!r} in the plugin module "
+            f"(supported: {supported})"
+        )
     text = str(declared)
     try:
         major, minor = (int(x) for x in text.split(".", 1)) if "." in text else (int(text), 0)

@@ -10,7 +10,7 @@ import importlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,7 +26,7 @@ __all__ = [
 COMPONENT_NAME_PATTERN: Final = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
-class ComponentKind(str, Enum):
+class ComponentKind(StrEnum):
     """The kinds of component a plugin can register."""
 
     DATALOADER = "dataloader"
@@ -35,9 +35,6 @@ class ComponentKind(str, Enum):
     TRAINER = "trainer"
     MODEL = "model"
     CALLBACK = "callback"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 class ComponentConfig(BaseModel):
@@ -92,16 +89,14 @@ class ComponentSpec:
             )
         if not (isinstance(self.config, type) and issubclass(self.config, ComponentConfig)):
             raise TypeError(
-                f"{self.kind} {self.name!r}: config must be a subclass of vfp.ComponentConfig, "
-                f"got {self.config!r}"
+                f"{self.kind} {self.name!r}: config must be a subclass of vfp.ComponentConfig, got {self.config!r}"
             )
         if self.kind is ComponentKind.LOSS and not issubclass(self.config, LossConfig):
             raise TypeError(f"loss {self.name!r}: config must be a subclass of vfp.LossConfig")
         module, sep, attribute = self.target.partition(":")
         if not (module and sep and attribute):
             raise ValueError(
-                f"{self.kind} {self.name!r}: target must look like 'package.module:attribute', "
-                f"got {self.target!r}"
+                f"{self.kind} {self.name!r}: target must look like 'package.module:attribute', got {self.target!r}"
             )
 
     @property

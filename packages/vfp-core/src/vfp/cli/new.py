@@ -66,7 +66,7 @@ def experiment(
 def _common_root(folders: list[Path]) -> tuple[str, ...]:
     parts = [f.resolve().parts for f in folders]
     common: list[str] = []
-    for group in zip(*parts):
+    for group in zip(*parts, strict=False):
         if len(set(group)) != 1:
             break
         common.append(group[0])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import typer
 
 from vfp._plugins import get_host

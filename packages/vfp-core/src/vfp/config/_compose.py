@@ -102,7 +102,9 @@ def compose_file(path: Path, catalog: ConfigCatalog, _chain: Sequence[Path] = ()
             line = extends_origin.line if extends_origin else None
             raise ConfigError([ConfigIssue(file, line, EXTENDS_KEY, "expected a config reference or a list of them")])
         for parent in parents:
-            parent_path = resolve_reference(parent, path.parent, catalog, file, extends_origin and extends_origin.line)
+            parent_path = resolve_reference(
+                parent, path.parent, catalog, file, extends_origin.line if extends_origin else None
+            )
             result = merge(result, compose_file(parent_path, catalog, (*_chain, path)))
     _resolve_arch_references(located, path, catalog, _chain)
     return merge(result, located)
@@ -117,7 +119,8 @@ def _resolve_arch_references(located: LocatedData, path: Path, catalog: ConfigCa
             continue
         key: KeyPath = ("model", name, ARCH_KEY)
         origin = located.origins.get(key)
-        arch_path = resolve_reference(component[ARCH_KEY], path.parent, catalog, str(path), origin and origin.line)
+        line = origin.line if origin else None
+        arch_path = resolve_reference(component[ARCH_KEY], path.parent, catalog, str(path), line)
         arch = compose_file(arch_path, catalog, (*chain, path))
         component[ARCH_KEY] = arch.data
         _drop_under(located.origins, key)

@@ -4,6 +4,7 @@ built at run time from the installed plugins."""
 from __future__ import annotations
 
 from functools import lru_cache
+from types import GenericAlias
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_model
@@ -22,44 +23,66 @@ class StrictModel(BaseModel):
 class ModelComponentConfig(StrictModel):
     """One named part of the model (backbone, posterior, prior, gate, action_decoder, ...)."""
 
-    arch: ComponentConfig = Field(description='Architecture: a ``{type: NAME, ...}`` mapping, a path to a YAML file, or a packaged model name.')
-    init: InitScheme = Field("default", description='Weight initialisation scheme applied after the component is built.')
-    init_from: str | None = Field(None, description='Checkpoint file or run directory whose weights for this component are loaded after init.')
+    arch: ComponentConfig = Field(
+        description="Architecture: a ``{type: NAME, ...}`` mapping, a path to a YAML file, or a packaged model name."
+    )
+    init: InitScheme = Field(
+        "default", description="Weight initialisation scheme applied after the component is built."
+    )
+    init_from: str | None = Field(
+        None, description="Checkpoint file or run directory whose weights for this component are loaded after init."
+    )
     freeze: bool = Field(False, description="Keep this component's parameters fixed (no gradients, no optimizer).")
-    optimizer: str = Field("default", description='Name of the entry in ``optimizers`` that trains this component.')
+    optimizer: str = Field("default", description="Name of the entry in ``optimizers`` that trains this component.")
 
 
 class EmaConfig(StrictModel):
-    enabled: bool = Field(False, description="Keep an exponential moving average of the weights; evaluation and checkpoints' policy use it.")
+    enabled: bool = Field(
+        False,
+        description="Keep an exponential moving average of the weights; evaluation and checkpoints' policy use it.",
+    )
     decay: float = Field(0.999, gt=0.0, lt=1.0)
-    start_step: int = Field(0, ge=0, description='Steps before the average starts (the average is a copy of the weights until then).')
+    start_step: int = Field(
+        0, ge=0, description="Steps before the average starts (the average is a copy of the weights until then)."
+    )
 
 
 class TrainingConfig(StrictModel):
-    max_steps: int = Field(1000, ge=1, description='Total number of optimizer steps; resuming with a larger value extends the run.')
-    grad_accum_steps: int = Field(1, ge=1, description='Micro-batches accumulated per optimizer step.')
-    grad_clip_norm: float | None = Field(1.0, gt=0.0, description='Clip the global gradient norm to this value (null disables clipping).')
+    max_steps: int = Field(
+        1000, ge=1, description="Total number of optimizer steps; resuming with a larger value extends the run."
+    )
+    grad_accum_steps: int = Field(1, ge=1, description="Micro-batches accumulated per optimizer step.")
+    grad_clip_norm: float | None = Field(
+        1.0, gt=0.0, description="Clip the global gradient norm to this value (null disables clipping)."
+    )
     ema: EmaConfig = Field(default_factory=EmaConfig)
 
 
 class EvaluationConfig(StrictModel):
-    every: int = Field(500, ge=0, description='Evaluate on the held-out split every N steps (0: only at the end).')
-    max_batches: int | None = Field(None, ge=1, description='Limit the number of validation batches (null: the whole split).')
+    every: int = Field(500, ge=0, description="Evaluate on the held-out split every N steps (0: only at the end).")
+    max_batches: int | None = Field(
+        None, ge=1, description="Limit the number of validation batches (null: the whole split)."
+    )
 
 
 class CheckpointingConfig(StrictModel):
-    every: int = Field(1000, ge=0, description='Write a checkpoint every N steps (0: only at the end).')
-    keep_last: int = Field(3, ge=1, description='How many step checkpoints to keep.')
+    every: int = Field(1000, ge=0, description="Write a checkpoint every N steps (0: only at the end).")
+    keep_last: int = Field(3, ge=1, description="How many step checkpoints to keep.")
 
 
 class DistributedConfig(StrictModel):
-    backend: Literal["auto", "nccl", "gloo"] = Field("auto", description='Process-group backend under torchrun: auto picks nccl on CUDA and gloo on CPU.')
+    backend: Literal["auto", "nccl", "gloo"] = Field(
+        "auto", description="Process-group backend under torchrun: auto picks nccl on CUDA and gloo on CPU."
+    )
     find_unused_parameters: bool = False
 
 
 class LoggingConfig(StrictModel):
-    every: int = Field(10, ge=1, description='Log training metrics every N steps.')
-    callbacks: list[ComponentConfig] = Field(default_factory=list, description='Callback components (loggers): ``[{type: jsonl}, {type: tensorboard}, ...]``.')
+    every: int = Field(10, ge=1, description="Log training metrics every N steps.")
+    callbacks: list[ComponentConfig] = Field(
+        default_factory=list,
+        description="Callback components (loggers): ``[{type: jsonl}, {type: tensorboard}, ...]``.",
+    )
 
 
 class ExperimentConfig(StrictModel):
@@ -68,9 +91,13 @@ class ExperimentConfig(StrictModel):
     name: str | None = None
     description: str = ""
     seed: int = 0
-    deterministic: bool = Field(False, description='Ask torch for deterministic algorithms (slower; bit-identical reruns on the same machine).')
-    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$", description='auto, cpu, cuda, cuda:N or mps.')
-    precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="fp32, or autocast in bf16/fp16 on the run's device.")
+    deterministic: bool = Field(
+        False, description="Ask torch for deterministic algorithms (slower; bit-identical reruns on the same machine)."
+    )
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$", description="auto, cpu, cuda, cuda:N or mps.")
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32", description="fp32, or autocast in bf16/fp16 on the run's device."
+    )
     data: ComponentConfig
     model: dict[str, ModelComponentConfig] = Field(default_factory=dict)
     losses: dict[str, LossConfig] = Field(default_factory=dict)
@@ -105,12 +132,13 @@ def component_union(registry: ComponentRegistry, kind: ComponentKind) -> Any:
     """``Annotated[Union[...], Discriminator]`` over the installed components of one kind."""
     members: list[Any] = []
     for spec in registry.specs(kind):
+        type_field: Any = (Literal[spec.name], Field(description=f"{kind} component from {spec.distribution}"))
         tagged = create_model(
             f"{_camel(spec.name)}{_camel(kind.value)}Config",
             __base__=spec.config,
             __module__=spec.config.__module__,
             __doc__=spec.description or spec.config.__doc__,
-            type=(Literal[spec.name], Field(description=f"{kind} component from {spec.distribution}")),
+            type=type_field,
         )
         members.append(Annotated[tagged, Tag(spec.name)])
     if not members:
@@ -123,33 +151,29 @@ def component_union(registry: ComponentRegistry, kind: ComponentKind) -> Any:
 
 @lru_cache(maxsize=8)
 def _build(registry_id: int, registry: ComponentRegistry) -> type[ExperimentConfig]:
-    def union(kind: ComponentKind) -> Any:
-        return component_union(registry, kind)
-
+    # Field types are built at run time, so they are plain ``Any`` values to the type checker.
+    unions: dict[ComponentKind, Any] = {kind: component_union(registry, kind) for kind in ComponentKind}
     installed_callbacks = set(registry.names(ComponentKind.CALLBACK))
     default_callbacks = [{"type": name} for name in DEFAULT_CALLBACKS if name in installed_callbacks]
-
-    model_component = create_model(
-        "ModelComponentConfig", __base__=ModelComponentConfig, arch=(union(ComponentKind.MODEL), ...)
-    )
-    logging = create_model(
-        "LoggingConfig",
-        __base__=LoggingConfig,
-        callbacks=(
-            list[union(ComponentKind.CALLBACK)],
+    fields: dict[str, Any] = {
+        "callbacks": (
+            GenericAlias(list, (unions[ComponentKind.CALLBACK],)),
             Field(default_factory=lambda: list(default_callbacks), validate_default=True),
-        ),  # type: ignore[misc]
+        )
+    }
+    logging: Any = create_model("LoggingConfig", __base__=LoggingConfig, **fields)
+    component: Any = create_model(
+        "ModelComponentConfig", __base__=ModelComponentConfig, arch=(unions[ComponentKind.MODEL], ...)
     )
-    return create_model(
-        "ExperimentConfig",
-        __base__=ExperimentConfig,
-        data=(union(ComponentKind.DATALOADER), ...),
-        model=(dict[str, model_component], Field(default_factory=dict)),  # type: ignore[valid-type]
-        losses=(dict[str, union(ComponentKind.LOSS)], Field(default_factory=dict)),  # type: ignore[misc]
-        optimizers=(dict[str, union(ComponentKind.OPTIMIZER)], Field(min_length=1)),  # type: ignore[misc]
-        trainer=(union(ComponentKind.TRAINER), ...),
-        logging=(logging, Field(default_factory=logging)),
-    )
+    fields = {
+        "data": (unions[ComponentKind.DATALOADER], ...),
+        "model": (GenericAlias(dict, (str, component)), Field(default_factory=dict)),
+        "losses": (GenericAlias(dict, (str, unions[ComponentKind.LOSS])), Field(default_factory=dict)),
+        "optimizers": (GenericAlias(dict, (str, unions[ComponentKind.OPTIMIZER])), Field(min_length=1)),
+        "trainer": (unions[ComponentKind.TRAINER], ...),
+        "logging": (logging, Field(default_factory=logging)),
+    }
+    return create_model("ExperimentConfig", __base__=ExperimentConfig, **fields)
 
 
 def experiment_model(registry: ComponentRegistry) -> type[ExperimentConfig]:
@@ -169,5 +193,8 @@ def experiment_json_schema(registry: ComponentRegistry) -> dict[str, Any]:
     for definition in schema.get("$defs", {}).values():
         arch = definition.get("properties", {}).get("arch")
         if definition.get("title") == "ModelComponentConfig" and arch is not None:
-            definition["properties"]["arch"] = {"anyOf": [arch, {"type": "string"}], "description": arch.get("description", "")}
+            definition["properties"]["arch"] = {
+                "anyOf": [arch, {"type": "string"}],
+                "description": arch.get("description", ""),
+            }
     return schema

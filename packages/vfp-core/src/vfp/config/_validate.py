@@ -36,9 +36,7 @@ class LoadedConfig:
         return self.config.model_dump(mode="json")
 
 
-def load_experiment(
-    ref: str | Path, overrides: Iterable[str] = (), host: PluginHost | None = None
-) -> LoadedConfig:
+def load_experiment(ref: str | Path, overrides: Iterable[str] = (), host: PluginHost | None = None) -> LoadedConfig:
     """Read, compose, override and validate an experiment given as a path or a packaged name."""
     host = host or get_host()
     catalog = ConfigCatalog(host)
@@ -153,8 +151,16 @@ def _model_at(root: type[BaseModel], data: Any, path: KeyPath) -> type[BaseModel
                 annotation = args[0]
             else:
                 return None
-        node = node[part] if isinstance(node, dict | list) else None
+        node = _child(node, part)
     return _pick_model(annotation, node)
+
+
+def _child(node: Any, part: str | int) -> Any:
+    if isinstance(node, dict):
+        return node.get(part)
+    if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        return node[part]
+    return None
 
 
 def _strip(annotation: Any) -> Any:
@@ -186,9 +192,7 @@ def _kind_from_error(error_type: str) -> ComponentKind | None:
     return None
 
 
-def _describe(
-    error: Any, data: Any, model: type[BaseModel], registry: ComponentRegistry
-) -> tuple[KeyPath, str]:
+def _describe(error: Any, data: Any, model: type[BaseModel], registry: ComponentRegistry) -> tuple[KeyPath, str]:
     path, node = _user_path(error["loc"], data)
     error_type: str = error["type"]
     kind = _kind_from_error(error_type)
