@@ -169,6 +169,15 @@ class ComponentRegistry:
             ) from exc
 
 
+class _PluginManager(pluggy.PluginManager):
+    """Looks only at ``vfp_*`` attributes, so registering a module with many imports stays cheap."""
+
+    def parse_hookimpl_opts(self, plugin: object, name: str) -> pluggy.HookimplOpts | None:
+        if not name.startswith(hookspecs.PROJECT_NAME + "_"):
+            return None
+        return super().parse_hookimpl_opts(plugin, name)
+
+
 class PluginHost:
     """The typed facade over pluggy through which vfp calls every hook.
 
@@ -185,7 +194,7 @@ class PluginHost:
     ) -> None:
         self.strict = strict_mode() if strict is None else strict
         self.disabled = set(disabled) | _env_list(DISABLE_ENV)
-        self.pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+        self.pm = _PluginManager(hookspecs.PROJECT_NAME)
         self.pm.add_hookspecs(hookspecs)
         self.records: list[PluginRecord] = []
         self.registry = ComponentRegistry()
@@ -195,11 +204,11 @@ class PluginHost:
     def _load(self, entry_points: Sequence[metadata.EntryPoint] | None) -> None:
         found = entry_points if entry_points is not None else metadata.entry_points(group=ENTRY_POINT_GROUP)
         for ep in sorted(found, key=lambda e: (e.name, e.value)):
-            dist = ep.dist
+            meta = ep.dist.metadata if ep.dist is not None else None  # parsed once: name and version
             record = PluginRecord(
                 name=ep.name,
-                distribution=dist.metadata["Name"] if dist is not None else "?",
-                version=dist.version if dist is not None else "?",
+                distribution=meta["Name"] if meta is not None else "?",
+                version=meta["Version"] if meta is not None else "?",
                 value=ep.value,
             )
             self.records.append(record)

@@ -44,7 +44,9 @@ class ComponentConfig(BaseModel):
     builds the tagged unions from the installed components.
     """
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # defer_build: validators are built on first use, so importing many plugins' config models
+    # (which `vfp plugins list` must do) stays cheap.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, defer_build=True)
 
     type: str = Field(description="Registered name of the component.")
 

@@ -1,0 +1,114 @@
+"""CLI start-up: `vfp --help` and `vfp plugins list` against `import torch` and `python -c pass`.
+
+Each command runs REPEAT times in a fresh process; the table shows medians. Extra dummy plugin
+distributions (a dist-info with an entry point, plus a plugin module registering one component with a
+pydantic config model) are installed into a folder on PYTHONPATH: 0, 10 and 100 of them.
+
+Targets (issue 2): `vfp plugins list` under 0.3 s and under a quarter of `import torch`; 100 extra
+plugins add under 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import compileall
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PLUGIN_MODULE = """\
+import vfp
+from vfp import ComponentConfig, ComponentKind, ComponentSpec
+
+VFP_CONTRACT = "1.0"
+
+
+class DummyConfig(ComponentConfig):
+    scale: float = 1.0
+
+
+@vfp.hookimpl
+def vfp_register_components():
+    return [ComponentSpec(ComponentKind.MODEL, "dummy_{i}", DummyConfig, "{module}:DummyConfig")]
+"""
+
+
+def install_dummy_plugins(folder: Path, count: int) -> None:
+    """Write ``count`` installed-looking distributions (dist-info + module) into ``folder``.
+
+    Modules are byte-compiled as pip does at install time."""
+    for i in range(count):
+        module = f"vfp_dummy_{i}"
+        (folder / f"{module}.py").write_text(PLUGIN_MODULE.replace("{i}", str(i)).replace("{module}", module))
+        info = folder / f"vfp_dummy_{i}-1.0.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: vfp-dummy-{i}\nVersion: 1.0.0\n")
+        (info / "entry_points.txt").write_text(f"[vfp]\ndummy_{i} = {module}\n")
+        (info / "RECORD").write_text("")
+    compileall.compile_dir(folder, quiet=1)
+
+
+def median_seconds(command: list[str], env: dict[str, str], repeat: int) -> float:
+    subprocess.run(command, env=env, capture_output=True, check=True)  # warm the file cache and .pyc files
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        subprocess.run(command, env=env, capture_output=True, check=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=11)
+    args = parser.parse_args()
+
+    vfp = shutil.which("vfp", path=str(Path(sys.executable).parent)) or shutil.which("vfp")
+    if vfp is None:
+        raise SystemExit("the `vfp` command is not installed in this environment")
+    python = sys.executable
+    # Users' installs have byte-code (pip compiles at install time); a PYTHONDONTWRITEBYTECODE set in
+    # this shell would make every run recompile the sources and measure that instead.
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("VFP_") and k != "PYTHONDONTWRITEBYTECODE"}
+
+    rows: list[tuple[str, int, float]] = []
+    baselines = {
+        "python -c pass": median_seconds([python, "-c", "pass"], base_env, args.repeat),
+        "python -c 'import torch'": median_seconds([python, "-c", "import torch"], base_env, max(3, args.repeat // 2)),
+    }
+    for count in (0, 10, 100):
+        with tempfile.TemporaryDirectory() as tmp:
+            install_dummy_plugins(Path(tmp), count)
+            env = {**base_env, "PYTHONPATH": tmp}
+            listed = subprocess.run([vfp, "plugins", "list", "--json"], env=env, capture_output=True, text=True)
+            if listed.returncode != 0 or listed.stdout.count('"status": "ok"') < count:
+                raise SystemExit(f"dummy plugins were not all loaded:\n{listed.stderr}")
+            for label, cmd in [("vfp --help", [vfp, "--help"]), ("vfp plugins list", [vfp, "plugins", "list"])]:
+                rows.append((label, count, median_seconds(cmd, env, args.repeat)))
+
+    torch_time = baselines["python -c 'import torch'"]
+    print(f"median of {args.repeat} runs, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}\n")
+    print("| command | extra plugins | median (s) | / import torch | + vs 0 plugins (ms) |")
+    print("|---|---:|---:|---:|---:|")
+    for label, seconds in baselines.items():
+        print(f"| `{label}` | - | {seconds:.3f} | {seconds / torch_time:.2f} | - |")
+    zero = {label: seconds for label, count, seconds in rows if count == 0}
+    for label, count, seconds in rows:
+        added = (seconds - zero[label]) * 1000
+        print(f"| `{label}` | {count} | {seconds:.3f} | {seconds / torch_time:.2f} | {added:+.0f} |")
+    plugins_list = {count: seconds for label, count, seconds in rows if label == "vfp plugins list"}
+    print()
+    print(f"target `vfp plugins list` < 0.3 s: {plugins_list[0]:.3f} s -> {'met' if plugins_list[0] < 0.3 else 'MISSED'}")
+    ratio = plugins_list[0] / torch_time
+    print(f"target < 1/4 of import torch: ratio {ratio:.2f} -> {'met' if ratio < 0.25 else 'MISSED'}")
+    added = (plugins_list[100] - plugins_list[0]) * 1000
+    print(f"target 100 plugins add < 50 ms: {added:+.0f} ms -> {'met' if added < 50 else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()
