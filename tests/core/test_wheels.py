@@ -100,6 +100,9 @@ def fresh_venv(tmp_path_factory: pytest.TempPathFactory) -> FreshVenv:
     work = tmp_path_factory.mktemp("wheels")
     sources = [*PROJECT_PACKAGES, SAMPLE_PLUGIN]
     sources += [_write_plugin(work / "src", dist, entry, src) for dist, (entry, src) in BAD_PLUGINS.items()]
+    scaffold = work / "src" / "vfp-scaffolded"
+    subprocess.run([sys.executable, "-m", "vfp", "new", "plugin", "vfp-scaffolded", str(scaffold)], check=True)
+    sources.append(scaffold)
     dist = work / "dist"
     subprocess.run(
         [
@@ -181,3 +184,17 @@ def test_strict_mode_makes_plugin_failures_fatal(fresh_venv: FreshVenv) -> None:
     result = fresh_venv.run("plugins", "list", env={"VFP_STRICT_PLUGINS": "1"})
     assert result.returncode == 1
     assert "VFP_STRICT_PLUGINS is set" in result.stderr
+
+
+def test_scaffolded_plugin_works_at_once(fresh_venv: FreshVenv) -> None:
+    scaffolded = fresh_venv.plugins()["scaffolded"]
+    assert scaffolded["status"] == "ok"
+    assert scaffolded["components"] == [{"kind": "loss", "name": "scaffolded_l1"}]
+    result = fresh_venv.run(
+        "config",
+        "validate",
+        "sample/regression",
+        "losses.fit={type: scaffolded_l1, weight: 0.5}",
+        env={"VFP_DISABLE_PLUGINS": "dupe"},
+    )
+    assert result.returncode == 0, result.stderr

@@ -71,3 +71,122 @@ def _common_root(folders: list[Path]) -> tuple[str, ...]:
             break
         common.append(group[0])
     return tuple(common)
+
+
+PLUGIN_FILES = {
+    "pyproject.toml": """\
+[build-system]
+requires = ["hatchling>=1.20"]
+build-backend = "hatchling.build"
+
+[project]
+name = "{dist}"
+version = "0.1.0"
+description = "A vfp plugin"
+requires-python = ">=3.11"
+dependencies = ["vfp-core>=0.1", "torch>=2.2"]
+
+# vfp discovers plugins through this entry-point group: no YAML ever names a module.
+[project.entry-points.vfp]
+{entry} = "{module}.plugin"
+
+[tool.hatch.build.targets.wheel]
+packages = ["src/{module}"]
+""",
+    "README.md": """\
+# {dist}
+
+A vfp plugin. Install it next to vfp (`pip install -e .`), then `vfp plugins list` shows its
+components and `vfp configs list` its packaged experiments. The loss `{entry}_l1` is usable in YAML:
+
+```yaml
+losses:
+  flow: {{type: {entry}_l1, weight: 1.0}}
+```
+""",
+    "src/{module}/__init__.py": '"""{dist}: a vfp plugin."""\n',
+    "src/{module}/plugin.py": """\
+\"\"\"Registration of {dist}'s components. Keep this module light: no torch import here.\"\"\"
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+import vfp
+from vfp import ComponentKind, ComponentSpec, LossConfig
+
+VFP_CONTRACT = "{contract}"
+
+
+class L1LossConfig(LossConfig):
+    \"\"\"Mean absolute error between predicted and target action chunks.\"\"\"
+
+    reduction: str = Field("mean", pattern="^(mean|sum)$")
+
+
+@vfp.hookimpl
+def vfp_register_components() -> list[ComponentSpec]:
+    return [ComponentSpec(ComponentKind.LOSS, "{entry}_l1", L1LossConfig, "{module}.losses:L1Loss", "L1 loss")]
+
+
+@vfp.hookimpl
+def vfp_config_dirs() -> list[Path]:
+    return [Path(__file__).parent / "configs"]
+""",
+    "src/{module}/losses.py": """\
+\"\"\"Implementations: imported only when a component is built.\"\"\"
+
+from __future__ import annotations
+
+import torch
+
+from {module}.plugin import L1LossConfig
+
+
+class L1Loss(torch.nn.Module):
+    def __init__(self, config: L1LossConfig) -> None:
+        super().__init__()
+        self.config = config
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        error = (pred - target).abs()
+        value = error.mean() if self.config.reduction == "mean" else error.sum()
+        return self.config.weight * value
+""",
+    "src/{module}/configs/{entry}/README.md": "Packaged experiments of {dist} go here as YAML files.\n",
+    "tests/test_plugin.py": """\
+from vfp import PluginHost
+
+
+def test_the_plugin_registers_its_loss() -> None:
+    host = PluginHost()
+    assert "{entry}_l1" in host.registry.names("loss")
+""",
+}
+
+
+@app.command()
+def plugin(
+    name: str = typer.Argument(..., help="Distribution name, e.g. vfp-foo."),
+    dest: Path = typer.Argument(None, help="Folder to create (default: ./NAME)."),
+) -> None:
+    """Scaffold a third-party plugin package that works at once (entry point, one loss, configs)."""
+    import re
+
+    from vfp._plugins import CONTRACT_VERSION
+
+    if not re.fullmatch(r"[a-z][a-z0-9]*(-[a-z0-9]+)*", name):
+        raise fail(f"{name!r} is not a valid distribution name: use lowercase words joined by '-'", EXIT_USAGE)
+    dest = dest or Path(name)
+    if dest.exists() and any(dest.iterdir()):
+        raise fail(f"{dest} exists and is not empty", EXIT_USAGE)
+    module = name.replace("-", "_")
+    entry = module.removeprefix("vfp_") or module
+    values = {"dist": name, "module": module, "entry": entry, "contract": CONTRACT_VERSION}
+    for relative, template in PLUGIN_FILES.items():
+        target = dest / relative.format(**values)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(template.format(**values), encoding="utf-8")
+    err().print(f"created plugin {name} in {dest}; install it with: pip install -e {dest}")
