@@ -94,7 +94,8 @@ def test_show_prints_the_resolved_config_with_overrides() -> None:
     assert result.returncode == 0, result.stderr
     resolved = yaml.safe_load(result.stdout)
     assert resolved["training"]["max_steps"] == 12
-    assert resolved["model"]["net"]["arch"] == {"type": "sample_linear", "hidden": 0}
+    assert resolved["model"]["net"]["arch"]["type"] == "sample_linear"
+    assert resolved["model"]["net"]["arch"]["hidden"] == 0
     assert resolved["checkpointing"]["keep_last"] == 3  # a default filled in
     assert "extends" not in resolved
 

@@ -61,7 +61,8 @@ def test_all_errors_of_a_file_are_reported_at_once_with_lines(tmp_path: Path) ->
     assert line == 2
     assert "unknown dataloader type 'sample_regresion'" in message
     assert "did you mean 'sample_regression'" in message
-    assert "installed dataloader types: sample_regression" in message
+    assert "installed dataloader types: " in message
+    assert "sample_regression" in message.split("installed dataloader types: ")[1]
     assert found["precision"][0] == 14
     assert "'fp32', 'bf16' or 'fp16'" in found["precision"][1]
 
@@ -73,7 +74,7 @@ def test_errors_inside_a_component_use_the_users_key_path(tmp_path: Path) -> Non
     assert "valid integer" in found["data.batch_size"][1]
     assert found["data.shufle"][0] == 4
     assert "unknown key 'shufle'" in found["data.shufle"][1]
-    assert "allowed keys: num_samples, in_dim, out_dim, noise, batch_size, val_fraction" in found["data.shufle"][1]
+    assert "allowed keys: num_samples, in_dim, out_dim, noise, batch_size" in found["data.shufle"][1]
 
 
 def test_unknown_key_suggests_the_close_match(tmp_path: Path) -> None:

@@ -204,13 +204,8 @@ class PluginHost:
     def _load(self, entry_points: Sequence[metadata.EntryPoint] | None) -> None:
         found = entry_points if entry_points is not None else metadata.entry_points(group=ENTRY_POINT_GROUP)
         for ep in sorted(found, key=lambda e: (e.name, e.value)):
-            meta = ep.dist.metadata if ep.dist is not None else None  # parsed once: name and version
-            record = PluginRecord(
-                name=ep.name,
-                distribution=meta["Name"] if meta is not None else "?",
-                version=meta["Version"] if meta is not None else "?",
-                value=ep.value,
-            )
+            distribution, version = _name_and_version(ep.dist)
+            record = PluginRecord(name=ep.name, distribution=distribution, version=version, value=ep.value)
             self.records.append(record)
             if record.name in self.disabled or record.distribution in self.disabled:
                 record.status = "disabled"
@@ -328,6 +323,24 @@ class PluginHost:
         """Let every active plugin add its subcommands; a plugin that raises is left out."""
         for record in self.active:
             self._call_plugin(record, "vfp_add_cli_commands", app=app)
+
+
+def _name_and_version(dist: metadata.Distribution | None) -> tuple[str, str]:
+    """Name and version from the metadata header, without the (slow) full email parse."""
+    if dist is None:
+        return "?", "?"
+    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            break  # the header ends at the first blank line
+        key, sep, value = line.partition(":")
+        if sep and key in ("Name", "Version"):
+            found.setdefault(key, value.strip())
+    if len(found) < 2:
+        meta = dist.metadata
+        return meta["Name"] or "?", meta["Version"] or "?"
+    return found["Name"], found["Version"]
 
 
 def _check_spec(spec: object) -> ComponentSpec:
