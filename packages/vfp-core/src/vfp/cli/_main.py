@@ -10,7 +10,7 @@ from typing import Any
 import typer
 
 from vfp._plugins import PluginError, PluginWarning, get_host
-from vfp.cli import config, configs, new, plugins
+from vfp.cli import config, configs, new, plugins, train
 from vfp.cli._common import EXIT_FAILURE, err
 
 DISABLE_OPTION = "--disable-plugin"
@@ -69,6 +69,7 @@ def build_app() -> typer.Typer:
     app.add_typer(config.app, name="config")
     app.add_typer(configs.app, name="configs")
     app.add_typer(new.app, name="new")
+    train.register(app)
     get_host().add_cli_commands(app)
     return app
 

@@ -21,12 +21,15 @@ class RegressionDataConfig(ComponentConfig):
     noise: float = Field(0.01, ge=0.0)
     batch_size: int = Field(32, ge=1)
     val_fraction: float = Field(0.25, gt=0.0, lt=1.0)
+    seed: int = Field(0, description="Seed of the true W, b and of the samples.")
+    num_workers: int = Field(0, ge=0, description="DataLoader worker processes (0: fetch in the main process).")
 
 
 class LinearModelConfig(ComponentConfig):
     """A linear layer, optionally with a hidden layer."""
 
     hidden: int = Field(0, ge=0)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout after the hidden layer.")
 
 
 class HuberConfig(LossConfig):
@@ -34,24 +37,32 @@ class HuberConfig(LossConfig):
 
 
 class SgdConfig(ComponentConfig):
+    """SGD with an optional linear warmup, or schedule-free SGD (the ``schedulefree`` package)."""
+
     lr: float = Field(0.05, gt=0.0)
     momentum: float = Field(0.0, ge=0.0, lt=1.0)
+    warmup_steps: int = Field(0, ge=0, description="Linear learning-rate warmup (a LambdaLR scheduler).")
+    schedule_free: bool = Field(False, description="Use schedulefree.SGDScheduleFree (momentum 0.9 if 0).")
 
 
 class RegressionTrainerConfig(ComponentConfig):
     """Fits the model component ``net`` to the data with the ``fit`` loss."""
 
     report_mae: bool = True
+    nan_at_step: int | None = Field(
+        None, ge=1, description="Fault injection for engine tests: the loss term is NaN at this step."
+    )
 
 
 @vfp.hookimpl
 def vfp_register_components() -> list[ComponentSpec]:
+    impl = "vfp_sample.impl"
     return [
-        ComponentSpec(ComponentKind.DATALOADER, "sample_regression", RegressionDataConfig, "vfp_sample.impl:RegressionData"),
+        ComponentSpec(ComponentKind.DATALOADER, "sample_regression", RegressionDataConfig, f"{impl}:RegressionData"),
         ComponentSpec(ComponentKind.MODEL, "sample_linear", LinearModelConfig, "vfp_sample.impl:build_linear"),
         ComponentSpec(ComponentKind.LOSS, "sample_huber", HuberConfig, "vfp_sample.impl:HuberLoss"),
         ComponentSpec(ComponentKind.OPTIMIZER, "sample_sgd", SgdConfig, "vfp_sample.impl:build_sgd"),
-        ComponentSpec(ComponentKind.TRAINER, "sample_regression", RegressionTrainerConfig, "vfp_sample.impl:RegressionTrainer"),
+        ComponentSpec(ComponentKind.TRAINER, "sample_regression", RegressionTrainerConfig, f"{impl}:RegressionTrainer"),
     ]
 
 

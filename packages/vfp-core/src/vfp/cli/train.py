@@ -1,0 +1,229 @@
+"""``vfp train`` and ``vfp eval``: the training engine on the command line.
+
+torch is imported inside the commands only, so ``vfp --help`` stays light.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from vfp._plugins import PluginError, get_host
+from vfp.cli._common import EXIT_FAILURE, EXIT_USAGE, complete_config, config_errors, err, fail, print_json
+
+if TYPE_CHECKING:
+    from vfp.config import ExperimentConfig
+
+CONFIG_HELP = (
+    "Experiment YAML file, or the name of a packaged experiment (see `vfp configs list`). "
+    "Leave it out with --resume: the run's saved config is used."
+)
+OVERRIDES_HELP = "Overrides KEY.PATH=VALUE, applied last; values are read as YAML (1e-4, [1, 2], true)."
+PROGRESS_MODES = ("auto", "rich", "plain", "none")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``train`` and ``eval`` to the ``vfp`` application."""
+    app.command("train", no_args_is_help=True)(train)
+    app.command("eval", no_args_is_help=True)(evaluate)
+
+
+def _under_torchrun() -> bool:
+    return "TORCHELASTIC_RUN_ID" in os.environ or int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def _split_config_argument(
+    config: str | None, overrides: list[str], resume: Path | None
+) -> tuple[str | None, list[str]]:
+    """With --resume, a first positional ``KEY=VALUE`` is an override, not a config."""
+    if resume is not None and config is not None and "=" in config and not Path(config).exists():
+        return None, [config, *overrides]
+    return config, overrides
+
+
+def _run_dir_of(location: Path) -> Path:
+    if location.is_file():
+        parent = location.parent
+        return parent.parent if parent.name == "checkpoints" else parent
+    return location.parent if location.name == "checkpoints" else location
+
+
+def _load_config(
+    config: str | None, overrides: list[str], resume_payload: Mapping[str, Any] | None, resume_path: Path | None
+) -> tuple[ExperimentConfig, Path | None]:
+    from vfp.config import LocatedData, apply_overrides, load_experiment, validate
+
+    host = get_host()
+    if resume_payload is not None:
+        import copy
+
+        located = apply_overrides(LocatedData(copy.deepcopy(resume_payload["config"]), {}), overrides)
+        return validate(located, host.registry, f"{resume_path} (config saved in the checkpoint)"), None
+    assert config is not None
+    loaded = load_experiment(config, overrides)
+    return loaded.config, loaded.source
+
+
+def train(
+    config: str | None = typer.Argument(None, help=CONFIG_HELP, autocompletion=complete_config, show_default=False),
+    overrides: list[str] | None = typer.Argument(None, help=OVERRIDES_HELP, show_default=False),
+    max_steps: int | None = typer.Option(
+        None, "--max-steps", min=1, help="Total optimizer steps (resuming with a larger value extends the run)."
+    ),
+    run_dir: Path | None = typer.Option(None, "--run-dir", help="Run directory (default: runs/NAME-DATE-TIME)."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed of every generator (overrides `seed`)."),
+    device: str | None = typer.Option(None, "--device", help="cpu, cuda, cuda:N or auto (overrides `device`)."),
+    resume: Path | None = typer.Option(
+        None, "--resume", help="Continue the run in this directory (or from this checkpoint file) exactly."
+    ),
+    nproc: int | None = typer.Option(
+        None, "--nproc", min=1, help="Launch N data-parallel processes on this machine through torchrun."
+    ),
+    progress: str = typer.Option("auto", "--progress", help="auto (a bar on a terminal), rich, plain or none."),
+) -> None:
+    """Train an experiment. Exit codes: 0 done, 1 failure, 2 config or usage error, 130 SIGINT, 143 SIGTERM.
+
+    Examples: `vfp train quickstart`, `vfp train exp.yaml optimizers.default.lr=1e-4 --max-steps 2000`,
+    `vfp train --resume runs/quickstart-20250101-120000 --max-steps 4000`.
+    """
+    overrides = list(overrides or [])
+    config, overrides = _split_config_argument(config, overrides, resume)
+    if progress not in PROGRESS_MODES:
+        raise fail(f"--progress must be one of {', '.join(PROGRESS_MODES)}, got {progress!r}", EXIT_USAGE)
+    if resume is None and config is None:
+        raise fail("give an experiment CONFIG, or --resume RUN_DIR", EXIT_USAGE)
+    if resume is not None and config is not None:
+        raise fail(
+            "with --resume the run's saved config is used: give only KEY=VALUE overrides, not a CONFIG", EXIT_USAGE
+        )
+    if resume is not None and run_dir is not None and _run_dir_of(resume).resolve() != run_dir.resolve():
+        raise fail("--run-dir and --resume name different runs; --resume continues in its own directory", EXIT_USAGE)
+    derived = [*overrides]
+    if max_steps is not None:
+        derived.append(f"training.max_steps={max_steps}")
+    if seed is not None:
+        derived.append(f"seed={seed}")
+    if device is not None:
+        derived.append(f"device={device}")
+
+    if nproc is not None and nproc > 1 and not _under_torchrun():
+        raise typer.Exit(_launch(config, derived, run_dir, resume, nproc, progress))
+
+    from vfp.engine import CheckpointError, ResumePoint, RunDirectoryError, TrainOptions
+    from vfp.engine import train as run_training
+    from vfp.engine.building import ComponentBuildError
+    from vfp.engine.checkpoint import load_latest_checkpoint
+    from vfp.engine.run import default_run_dir
+
+    resume_point = None
+    if resume is not None:
+        if not resume.exists():
+            raise fail(f"--resume {resume}: no such run directory or checkpoint", EXIT_USAGE)
+        try:
+            path, payload = load_latest_checkpoint(resume)
+        except CheckpointError as exc:
+            raise fail(str(exc)) from None
+        resume_point = ResumePoint(path, payload)
+    with config_errors():
+        experiment, source = _load_config(config, derived, resume_point.payload if resume_point else None, resume)
+    if resume is not None:
+        target = _run_dir_of(resume)
+    elif run_dir is not None:
+        target = run_dir
+    else:
+        target = default_run_dir(experiment.name or (source.stem if source else "run"))
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    if is_main:
+        verb = f"resuming {resume_point.path} (step {resume_point.payload['step']})" if resume_point else "training"
+        err().print(f"{verb} in [bold]{target}[/]", markup=True, highlight=False)
+    options = TrainOptions(
+        run_dir=target,
+        resume=resume_point,
+        config_source=source,
+        command=["vfp", *sys.argv[1:]],
+        progress=progress,  # type: ignore[arg-type]  # checked against PROGRESS_MODES above
+    )
+    try:
+        with config_errors():
+            result = run_training(experiment, options)
+    except RunDirectoryError as exc:
+        raise fail(str(exc), EXIT_USAGE) from None
+    except KeyboardInterrupt:
+        err().print("[bold red]stopped at once[/] (second interrupt); no checkpoint was written", markup=True)
+        raise typer.Exit(130) from None
+    except (ComponentBuildError, PluginError, CheckpointError) as exc:
+        raise fail(str(exc)) from None
+    except Exception as exc:
+        err().print(traceback.format_exc(), markup=False, highlight=False)
+        raise fail(f"training failed: {type(exc).__name__}: {exc}") from None
+    if result.status == "failed" and is_main:
+        err().print(f"[bold red]error:[/] {result.message}", markup=True, highlight=False)
+    raise typer.Exit(result.exit_code)
+
+
+def _launch(
+    config: str | None, derived: list[str], run_dir: Path | None, resume: Path | None, nproc: int, progress: str
+) -> int:
+    """Re-run this command in ``nproc`` processes through torchrun (the run directory is fixed first)."""
+    from vfp.engine.distributed import launch_with_torchrun
+
+    args = ["train"]
+    if config is not None:
+        args.append(config)
+    args.extend(derived)
+    if resume is not None:
+        args += ["--resume", str(resume)]
+    else:
+        if run_dir is None:
+            from vfp.engine.run import default_run_dir
+
+            stem = Path(config).stem if config and Path(config).exists() else (config or "run").replace("/", "-")
+            run_dir = default_run_dir(stem)
+        args += ["--run-dir", str(run_dir)]
+    args += ["--progress", progress]
+    disabled = ",".join(sorted(get_host().disabled))
+    if disabled:
+        os.environ["VFP_DISABLE_PLUGINS"] = disabled
+    err().print(f"launching {nproc} processes with torchrun", highlight=False)
+    return launch_with_torchrun(nproc, args)
+
+
+def evaluate(
+    location: Path = typer.Argument(..., help="A run directory (its latest checkpoint) or a checkpoint file."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object of metrics on stdout."),
+    steps: int | None = typer.Option(None, "--steps", min=1, help="Integration steps for sampling actions."),
+    device: str | None = typer.Option(None, "--device", help="cpu, cuda, cuda:N or auto (default: the run's device)."),
+    max_batches: int | None = typer.Option(None, "--max-batches", min=1, help="Limit the held-out batches."),
+) -> None:
+    """Evaluate a checkpoint's policy (EMA weights when the run kept them) on held-out data."""
+    from vfp.engine import CheckpointError, evaluate_checkpoint
+    from vfp.engine.building import ComponentBuildError
+
+    if not location.exists():
+        raise fail(f"{location}: no such run directory or checkpoint", EXIT_USAGE)
+    try:
+        with config_errors():
+            report = evaluate_checkpoint(location, steps=steps, device=device, max_batches=max_batches)
+    except (CheckpointError, ComponentBuildError, PluginError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    except Exception as exc:
+        err().print(traceback.format_exc(), markup=False, highlight=False)
+        raise fail(f"evaluation failed: {type(exc).__name__}: {exc}", EXIT_FAILURE) from None
+    err().print(f"evaluated {report.checkpoint} (step {report.step}, {report.weights} weights)", highlight=False)
+    if as_json:
+        print_json(dict(report.metrics))
+        return
+    from rich.table import Table
+
+    from vfp.cli._common import out
+
+    table = Table("metric", "value", title=f"evaluation at step {report.step}")
+    for key, value in report.metrics.items():
+        table.add_row(key, f"{value:.6g}")
+    out().print(table)

@@ -1,0 +1,154 @@
+"""Deterministic, resumable, sharded batches of training data, and plain batches of held-out data.
+
+The engine owns the sampler so that a checkpoint can record exactly where the data stream stands:
+the stream is a pure function of ``(seed, position)``. Each epoch is a fresh permutation of the
+dataset; a global batch is ``batch_size * world_size`` consecutive indices of it, and each process
+takes its own contiguous slice, so N processes see together what one process with an N times larger
+batch would see. The incomplete last global batch of an epoch is dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from vfp.protocols import Batch
+
+__all__ = ["BatchStream", "ShardedBatchSampler", "batch_to_device", "sequential_batches"]
+
+
+class ShardedBatchSampler:
+    """Endless batches of indices for one process, starting at global batch ``start``."""
+
+    def __init__(
+        self,
+        dataset_size: int,
+        batch_size: int,
+        *,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        start: int = 0,
+        shuffle: bool = True,
+    ) -> None:
+        global_batch = batch_size * world_size
+        if dataset_size < global_batch:
+            raise ValueError(
+                f"the training split has {dataset_size} samples, fewer than one global batch "
+                f"({batch_size} per process x {world_size} processes = {global_batch}); lower data.batch_size"
+            )
+        self.dataset_size = dataset_size
+        self.batch_size = batch_size
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.start = start
+        self.shuffle = shuffle
+        self.batches_per_epoch = dataset_size // global_batch
+        self._epoch = -1
+        self._order = torch.arange(dataset_size)
+
+    def _epoch_order(self, epoch: int) -> torch.Tensor:
+        if epoch != self._epoch:
+            if self.shuffle:
+                mixed = int(np.random.SeedSequence([self.seed, epoch]).generate_state(1, dtype=np.uint64)[0])
+                generator = torch.Generator().manual_seed(mixed & 0x7FFF_FFFF_FFFF_FFFF)
+                self._order = torch.randperm(self.dataset_size, generator=generator)
+            self._epoch = epoch
+        return self._order
+
+    def indices(self, position: int) -> list[int]:
+        """This process's indices of global batch number ``position``."""
+        epoch, index = divmod(position, self.batches_per_epoch)
+        order = self._epoch_order(epoch)
+        first = (index * self.world_size + self.rank) * self.batch_size
+        indices: list[int] = order[first : first + self.batch_size].tolist()
+        return indices
+
+    def __iter__(self) -> Iterator[list[int]]:
+        position = self.start
+        while True:
+            yield self.indices(position)
+            position += 1
+
+
+def batch_to_device(batch: Mapping[str, Any], device: torch.device, non_blocking: bool = False) -> Batch:
+    """Move every tensor of a batch to ``device`` (other values pass through)."""
+    return {
+        key: value.to(device, non_blocking=non_blocking) if isinstance(value, torch.Tensor) else value
+        for key, value in batch.items()
+    }
+
+
+def _fetch(dataset: Dataset[Any], indices: list[int]) -> Any:
+    getitems = getattr(dataset, "__getitems__", None)
+    if getitems is not None:
+        return getitems(indices)
+    return [dataset[i] for i in indices]
+
+
+class BatchStream:
+    """Training batches on the device, in the sampler's order.
+
+    With ``num_workers == 0`` batches are fetched in-process without DataLoader machinery (the
+    dataset's ``__getitems__`` when it has one); otherwise a DataLoader with persistent workers
+    fetches them ahead.
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset[Any],
+        collate_fn: Callable[[Any], Batch],
+        sampler: ShardedBatchSampler,
+        *,
+        device: torch.device,
+        num_workers: int = 0,
+    ) -> None:
+        self.device = device
+        self.non_blocking = device.type == "cuda"
+        self._dataset = dataset
+        self._collate = collate_fn
+        self._indices = iter(sampler)
+        self._loader_iter: Iterator[Batch] | None = None
+        if num_workers > 0:
+            generator = torch.Generator().manual_seed(sampler.seed * 1_000_003 + sampler.start)
+            loader = DataLoader(
+                dataset,
+                batch_sampler=sampler,
+                collate_fn=collate_fn,
+                num_workers=num_workers,
+                pin_memory=device.type == "cuda",
+                persistent_workers=True,
+                generator=generator,
+            )
+            self._loader_iter = iter(loader)
+
+    def __iter__(self) -> Iterator[Batch]:
+        return self
+
+    def __next__(self) -> Batch:
+        if self._loader_iter is not None:
+            batch = next(self._loader_iter)
+        else:
+            batch = self._collate(_fetch(self._dataset, next(self._indices)))
+        return batch_to_device(batch, self.device, self.non_blocking)
+
+
+def sequential_batches(
+    dataset: Dataset[Any],
+    collate_fn: Callable[[Any], Batch],
+    batch_size: int,
+    device: torch.device,
+    max_batches: int | None = None,
+) -> Iterator[Batch]:
+    """Held-out batches in order (the last one may be smaller), on ``device``."""
+    size = len(dataset)  # type: ignore[arg-type]
+    for count, first in enumerate(range(0, size, batch_size)):
+        if max_batches is not None and count >= max_batches:
+            return
+        indices = list(range(first, min(first + batch_size, size)))
+        yield batch_to_device(collate_fn(_fetch(dataset, indices)), device)
