@@ -42,7 +42,10 @@ def final_weights(run_dir: Path, section: str = "models") -> dict[str, dict[str,
     return weights
 
 
-def assert_weights_equal(a: Mapping[str, Mapping[str, torch.Tensor]], b: Mapping[str, Mapping[str, torch.Tensor]]) -> None:
+Weights = Mapping[str, Mapping[str, torch.Tensor]]
+
+
+def assert_weights_equal(a: Weights, b: Weights) -> None:
     assert a.keys() == b.keys()
     for component in a:
         assert a[component].keys() == b[component].keys()

@@ -8,9 +8,8 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -47,25 +46,9 @@ def _split_config_argument(
     return config, overrides
 
 
-def _run_dir_of(location: Path) -> Path:
-    if location.is_file():
-        parent = location.parent
-        return parent.parent if parent.name == "checkpoints" else parent
-    return location.parent if location.name == "checkpoints" else location
+def _load_config(config: str, overrides: list[str]) -> tuple[ExperimentConfig, Path]:
+    from vfp.config import load_experiment
 
-
-def _load_config(
-    config: str | None, overrides: list[str], resume_payload: Mapping[str, Any] | None, resume_path: Path | None
-) -> tuple[ExperimentConfig, Path | None]:
-    from vfp.config import LocatedData, apply_overrides, load_experiment, validate
-
-    host = get_host()
-    if resume_payload is not None:
-        import copy
-
-        located = apply_overrides(LocatedData(copy.deepcopy(resume_payload["config"]), {}), overrides)
-        return validate(located, host.registry, f"{resume_path} (config saved in the checkpoint)"), None
-    assert config is not None
     loaded = load_experiment(config, overrides)
     return loaded.config, loaded.source
 
@@ -102,7 +85,9 @@ def train(
         raise fail(
             "with --resume the run's saved config is used: give only KEY=VALUE overrides, not a CONFIG", EXIT_USAGE
         )
-    if resume is not None and run_dir is not None and _run_dir_of(resume).resolve() != run_dir.resolve():
+    from vfp.engine.resume import run_dir_of
+
+    if resume is not None and run_dir is not None and run_dir_of(resume).resolve() != run_dir.resolve():
         raise fail("--run-dir and --resume name different runs; --resume continues in its own directory", EXIT_USAGE)
     derived = [*overrides]
     if max_steps is not None:
@@ -115,25 +100,27 @@ def train(
     if nproc is not None and nproc > 1 and not _under_torchrun():
         raise typer.Exit(_launch(config, derived, run_dir, resume, nproc, progress))
 
-    from vfp.engine import CheckpointError, ResumePoint, RunDirectoryError, TrainOptions
+    from vfp.engine import CheckpointError, RunDirectoryError, TrainOptions
     from vfp.engine import train as run_training
     from vfp.engine.building import ComponentBuildError
-    from vfp.engine.checkpoint import load_latest_checkpoint
+    from vfp.engine.resume import prepare_resume
     from vfp.engine.run import default_run_dir
 
     resume_point = None
-    if resume is not None:
-        if not resume.exists():
-            raise fail(f"--resume {resume}: no such run directory or checkpoint", EXIT_USAGE)
-        try:
-            path, payload = load_latest_checkpoint(resume)
-        except CheckpointError as exc:
-            raise fail(str(exc)) from None
-        resume_point = ResumePoint(path, payload)
+    source: Path | None = None
     with config_errors():
-        experiment, source = _load_config(config, derived, resume_point.payload if resume_point else None, resume)
+        if resume is not None:
+            if not resume.exists():
+                raise fail(f"--resume {resume}: no such run directory or checkpoint", EXIT_USAGE)
+            try:
+                experiment, resume_point = prepare_resume(resume, derived)
+            except CheckpointError as exc:
+                raise fail(str(exc)) from None
+        else:
+            assert config is not None
+            experiment, source = _load_config(config, derived)
     if resume is not None:
-        target = _run_dir_of(resume)
+        target = run_dir_of(resume)
     elif run_dir is not None:
         target = run_dir
     else:

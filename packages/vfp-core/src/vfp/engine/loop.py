@@ -632,7 +632,7 @@ class Engine:
 
     def _finish(self, status: Status, message: str, started: float) -> TrainResult:
         self._teardown(status)
-        if self.is_main and message:
+        if self.is_main and message and status != "failed":  # failures are the caller's to report
             self.progress.message(message)
         return TrainResult(
             status=status,
