@@ -16,6 +16,7 @@ VFP_CONTRACT = "1.0"
 def vfp_register_components() -> list[ComponentSpec]:
     from vfp_il_components.data import specs as data
     from vfp_il_components.losses import specs as losses
+    from vfp_il_components.models import specs as models
     from vfp_il_components.optim import specs as optim
 
-    return [*data.SPECS, *losses.SPECS, *optim.SPECS]
+    return [*data.SPECS, *losses.SPECS, *models.SPECS, *optim.SPECS]

@@ -1,0 +1,1 @@
+"""Model building blocks (kind ``model``): light ``specs`` plus one heavy module per family."""
