@@ -6,8 +6,13 @@ implementations are imported only when a component is built.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import vfp
 from vfp import ComponentSpec
+
+if TYPE_CHECKING:
+    import typer
 
 VFP_CONTRACT = "1.0"
 
@@ -20,3 +25,10 @@ def vfp_register_components() -> list[ComponentSpec]:
     from vfp_il_components.optim import specs as optim
 
     return [*data.SPECS, *losses.SPECS, *models.SPECS, *optim.SPECS]
+
+
+@vfp.hookimpl
+def vfp_add_cli_commands(app: typer.Typer) -> None:
+    from vfp_il_components.cli import app as data_app
+
+    app.add_typer(data_app, name="data")

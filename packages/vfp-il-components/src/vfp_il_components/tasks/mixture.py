@@ -1,0 +1,156 @@
+"""``mixture``: the observation (a context point) sets the positions of K action modes with unequal weights.
+
+State ``[c_x, c_y]`` (constant over an episode); every action of an episode is the position of the mode
+the expert picked, plus small Gaussian noise. Mode ``k`` sits at ``0.5 c + radius (cos θ_k, sin θ_k)``
+with ``θ_k = 2πk/K + (π/2) c_x``. The weighted mean of the modes lies far from every mode, so a policy
+that averages them is off the manifold.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from vfp_il_components.tasks.base import (
+    STATE_KEY,
+    Episode,
+    FloatArray,
+    ObservationHistory,
+    Policy,
+    RolloutResult,
+    Task,
+    call_policy,
+)
+from vfp_il_components.tasks.render import Disk, render_disks
+
+
+class MixtureTask(Task):
+    """A conditional mixture of ``num_modes`` action modes with weights proportional to K, K-1, ..., 1."""
+
+    name = "mixture"
+    state_dim = 2
+    action_dim = 2
+
+    def __init__(
+        self,
+        num_modes: int = 3,
+        radius: float = 1.0,
+        noise: float = 0.02,
+        tolerance: float = 0.15,
+        episode_length: int = 24,
+        weights: list[float] | None = None,
+    ) -> None:
+        if num_modes < 2:
+            raise ValueError(f"num_modes must be at least 2, got {num_modes}")
+        if weights is None:
+            raw = np.arange(num_modes, 0, -1, dtype=np.float64)
+        else:
+            raw = np.asarray(weights, dtype=np.float64)
+            if raw.shape != (num_modes,) or (raw <= 0).any():
+                raise ValueError(f"weights must be {num_modes} positive numbers, got {weights}")
+        separation = 2 * radius * np.sin(np.pi / num_modes)
+        if tolerance >= separation / 2:
+            raise ValueError(f"tolerance {tolerance} must be below half the mode separation ({separation / 2:.3f})")
+        self.num_modes = num_modes
+        self.radius = radius
+        self.noise = noise
+        self.tolerance = tolerance
+        self.episode_length = episode_length
+        self.weights = None if weights is None else list(weights)
+        self.mode_weights = raw / raw.sum()
+        self.mode_names = tuple(f"mode_{k}" for k in range(num_modes))
+
+    def options(self) -> dict[str, Any]:
+        return {
+            "num_modes": self.num_modes,
+            "radius": self.radius,
+            "noise": self.noise,
+            "tolerance": self.tolerance,
+            "episode_length": self.episode_length,
+            "weights": self.weights,
+        }
+
+    def mode_positions(self, contexts: FloatArray) -> FloatArray:
+        """Positions (B, K, 2) of every mode for contexts (B, 2)."""
+        k = np.arange(self.num_modes)
+        theta = 2 * np.pi * k[None, :] / self.num_modes + 0.5 * np.pi * contexts[:, :1]
+        offsets = self.radius * np.stack([np.cos(theta), np.sin(theta)], axis=-1)
+        return 0.5 * contexts[:, None, :] + offsets
+
+    def sample_contexts(self, rng: np.random.Generator, count: int) -> FloatArray:
+        return rng.uniform(-1.0, 1.0, size=(count, 2))
+
+    def expert_chunk(
+        self, states: FloatArray, modes: NDArray[np.int64], horizon: int, rng: np.random.Generator | None = None
+    ) -> FloatArray:
+        rows = np.arange(len(states))
+        centers = self.mode_positions(states[:, :2])[rows, modes]
+        chunk = np.repeat(centers[:, None, :], horizon, axis=1)
+        if rng is not None and self.noise > 0:
+            chunk = chunk + rng.normal(0.0, self.noise, size=chunk.shape)
+        return chunk
+
+    def generate_demos(
+        self, num_episodes: int, seed: int = 0, *, images: bool = False, image_size: int = 64
+    ) -> list[Episode]:
+        if num_episodes < 1:
+            raise ValueError(f"num_episodes must be at least 1, got {num_episodes}")
+        rng = np.random.default_rng(seed)
+        contexts = self.sample_contexts(rng, num_episodes)
+        modes = self.sample_modes(rng, num_episodes)
+        actions = self.expert_chunk(contexts, modes, self.episode_length, rng).astype(np.float32)
+        frames = self.render(contexts, image_size) if images else None
+        episodes = []
+        for i in range(num_episodes):
+            observations: dict[str, NDArray[Any]] = {
+                "state": np.repeat(contexts[i : i + 1], self.episode_length, axis=0).astype(np.float32)
+            }
+            if frames is not None:
+                observations["image"] = np.repeat(frames[i : i + 1], self.episode_length, axis=0)
+            episodes.append(Episode(observations, actions[i], int(modes[i])))
+        return episodes
+
+    def classify(self, contexts: FloatArray, chunks: FloatArray) -> NDArray[np.int64]:
+        """The mode every action of each chunk lies within ``tolerance`` of, or -1 (off the manifold)."""
+        positions = self.mode_positions(contexts)  # (B, K, 2)
+        distances = np.linalg.norm(chunks[:, :, None, :] - positions[:, None, :, :], axis=-1)  # (B, H, K)
+        within = (distances < self.tolerance).all(axis=1)  # (B, K)
+        return np.where(within.any(axis=1), within.argmax(axis=1), -1).astype(np.int64)
+
+    def rollout(
+        self,
+        policy: Policy,
+        *,
+        num_episodes: int = 100,
+        seed: int = 0,
+        history: int = 1,
+        images: bool = False,
+        image_size: int = 64,
+        action_steps: int | None = None,
+    ) -> RolloutResult:
+        """One query per episode at its first step; every executed action of the chunk must be on one mode."""
+        rng = np.random.default_rng(seed)
+        contexts = self.sample_contexts(rng, num_episodes)
+        reset = getattr(policy, "reset", None)
+        if callable(reset):
+            reset()
+        frame: dict[str, NDArray[Any]] = {STATE_KEY: contexts}
+        if images:
+            frame["observation.image"] = self.render(contexts, image_size)
+        chunk = call_policy(policy, ObservationHistory(history, frame).batch(), num_episodes, self.action_dim)
+        executed = chunk if action_steps is None else chunk[:, :action_steps]
+        modes = self.classify(contexts, executed)
+        expert = self.expert_chunk(contexts, self.sample_modes(rng, num_episodes), chunk.shape[1], rng)
+        return RolloutResult(
+            success=modes >= 0,
+            off_manifold=modes < 0,
+            modes=modes,
+            initial_states=contexts,
+            first_chunks=chunk,
+            expert_chunks=expert,
+        )
+
+    def render(self, states: FloatArray, image_size: int = 64) -> NDArray[np.uint8]:
+        return render_disks([Disk(states[:, :2], 0.12, (40, 60, 200))], len(states), image_size, extent=1.25)
