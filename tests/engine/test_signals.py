@@ -10,9 +10,12 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import vfp_cli
+import pytest
+from conftest import assert_weights_equal, final_weights, run, sample_config
 
+import vfp
 from vfp.engine import find_checkpoint, load_checkpoint
+from vfp.engine.resume import prepare_resume
 
 ENDLESS = (
     "sample/regression",
@@ -59,26 +62,60 @@ def stop_with(sig: signal.Signals, run_dir: Path) -> tuple[int, str]:
     return process.returncode, stderr
 
 
-def test_sigint_finishes_the_step_checkpoints_says_how_to_resume_and_exits_130(tmp_path: Path) -> None:
+def test_sigint_to_vfp_train_checkpoints_says_how_to_resume_and_exits_130(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    code, stderr = stop_with(signal.SIGINT, run_dir)
-    assert code == 130, stderr
+    process = start(run_dir, *ENDLESS)
+    wait_for(lambda: logged_lines(run_dir) >= 3, process)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
     step = load_checkpoint(find_checkpoint(run_dir))["step"]
     assert step >= 3
     assert f"stopped by SIGINT at step {step}" in stderr
     assert f"vfp train --resume {run_dir}" in stderr
 
 
-def test_sigterm_exits_143_and_the_run_resumes_from_its_checkpoint(tmp_path: Path) -> None:
-    run_dir = tmp_path / "run"
-    code, stderr = stop_with(signal.SIGTERM, run_dir)
-    assert code == 143, stderr
-    step = load_checkpoint(find_checkpoint(run_dir))["step"]
-    assert f"stopped by SIGTERM at step {step}" in stderr
-    result = vfp_cli("train", "--resume", str(run_dir), "--max-steps", str(step + 5), "--progress", "plain")
-    assert result.returncode == 0, result.stderr
-    assert f"resuming {run_dir}/checkpoints/step_{step:08d}.pt (step {step})" in result.stderr
-    assert load_checkpoint(find_checkpoint(run_dir))["step"] == step + 5
+class SignalAt:
+    """Sends this process a signal from inside a step's hook, as if it arrived during that step."""
+
+    def __init__(self, sig: signal.Signals, step: int) -> None:
+        self.sig = sig
+        self.step = step
+
+    @vfp.hookimpl
+    def vfp_on_step_end(self, run: object, step: int, metrics: object) -> None:
+        if step == self.step:
+            os.kill(os.getpid(), self.sig)
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_stops_after_the_step_with_a_checkpoint(tmp_path: Path, sig: signal.Signals, code: int) -> None:
+    host = vfp.get_host()
+    sender = SignalAt(sig, 4)
+    host.register_object(sender, "signal-sender")
+    try:
+        result = run(sample_config("training.max_steps=50", "logging.every=1"), tmp_path / "run")
+    finally:
+        host.unregister_object(sender)
+    assert (result.status, result.step, result.exit_code) == ("interrupted", 4, code)
+    assert load_checkpoint(find_checkpoint(tmp_path / "run"))["step"] == 4
+    assert signal.getsignal(sig) is not sender  # the engine's handlers are gone after the run
+
+
+def test_a_run_stopped_by_sigterm_resumes_to_the_same_weights(tmp_path: Path) -> None:
+    common = ("training.max_steps=9", "logging.every=1", "model.net.arch.hidden=8", "optimizers.default.momentum=0.9")
+    run(sample_config(*common), tmp_path / "whole")
+    host = vfp.get_host()
+    sender = SignalAt(signal.SIGTERM, 5)
+    host.register_object(sender, "signal-sender")
+    try:
+        run(sample_config(*common), tmp_path / "stopped")
+    finally:
+        host.unregister_object(sender)
+    config, point = prepare_resume(tmp_path / "stopped")
+    assert point.payload["step"] == 5
+    assert run(config, tmp_path / "stopped", resume=point).status == "completed"
+    assert_weights_equal(final_weights(tmp_path / "whole"), final_weights(tmp_path / "stopped"))
 
 
 def temporaries(folder: Path) -> list[Path]:
@@ -98,8 +135,12 @@ def test_kill_9_during_a_checkpoint_write_leaves_the_previous_one_loadable(tmp_p
             break
         shutil.rmtree(run_dir)
     assert temporaries(folder), "never caught a checkpoint write in progress"
-    step = load_checkpoint(find_checkpoint(run_dir))["step"]
-    result = vfp_cli("train", "--resume", str(run_dir), "--max-steps", str(step + 1), "--progress", "plain")
-    assert result.returncode == 0, result.stderr
-    assert load_checkpoint(find_checkpoint(run_dir))["step"] == step + 1
+    config, point = prepare_resume(run_dir, [f"training.max_steps={point_step(run_dir) + 1}"])
+    assert run(config, run_dir, resume=point).status == "completed"
+    assert load_checkpoint(find_checkpoint(run_dir))["step"] == point.payload["step"] + 1
     assert not temporaries(folder)
+
+
+def point_step(run_dir: Path) -> int:
+    step: int = load_checkpoint(find_checkpoint(run_dir))["step"]
+    return step

@@ -46,6 +46,34 @@ def _split_config_argument(
     return config, overrides
 
 
+def run_dir_of(location: Path) -> Path:
+    """The run directory of a run directory, its ``checkpoints`` folder, or one of its checkpoint files."""
+    if location.is_file():
+        parent = location.parent
+        return parent.parent if parent.name == "checkpoints" else parent
+    return location.parent if location.name == "checkpoints" else location
+
+
+def holds_a_run(run_dir: Path) -> bool:
+    """Whether ``run_dir`` has checkpoints already (a fresh run must not write into it)."""
+    folder = run_dir / "checkpoints"
+    return (folder / "latest").exists() or any(folder.glob("step_*.pt"))
+
+
+def default_run_dir(name: str, root: Path = Path("runs")) -> Path:
+    """``runs/NAME-YYYYmmdd-HHMMSS`` (with a numeric suffix if that exists already)."""
+    import datetime
+
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in name) or "run"
+    candidate = root / f"{safe}-{stamp}"
+    suffix = 1
+    while candidate.exists():
+        candidate = root / f"{safe}-{stamp}-{suffix}"
+        suffix += 1
+    return candidate
+
+
 def _load_config(config: str, overrides: list[str]) -> tuple[ExperimentConfig, Path]:
     from vfp.config import load_experiment
 
@@ -81,12 +109,14 @@ def train(
         raise fail(f"--progress must be one of {', '.join(PROGRESS_MODES)}, got {progress!r}", EXIT_USAGE)
     if resume is None and config is None:
         raise fail("give an experiment CONFIG, or --resume RUN_DIR", EXIT_USAGE)
+    if resume is None and config is not None and "=" in config and not Path(config).exists():
+        raise fail(f"{config!r} looks like an override: give the experiment CONFIG first", EXIT_USAGE)
     if resume is not None and config is not None:
         raise fail(
             "with --resume the run's saved config is used: give only KEY=VALUE overrides, not a CONFIG", EXIT_USAGE
         )
-    from vfp.engine.resume import run_dir_of
-
+    if resume is not None and not resume.exists():
+        raise fail(f"--resume {resume}: no such run directory or checkpoint", EXIT_USAGE)
     if resume is not None and run_dir is not None and run_dir_of(resume).resolve() != run_dir.resolve():
         raise fail("--run-dir and --resume name different runs; --resume continues in its own directory", EXIT_USAGE)
     derived = [*overrides]
@@ -97,34 +127,37 @@ def train(
     if device is not None:
         derived.append(f"device={device}")
 
+    # everything up to here needs no torch, so that usage and config errors are reported at once
+    source: Path | None = None
+    if resume is None:
+        assert config is not None
+        with config_errors():
+            experiment, source = _load_config(config, derived)
+        target = run_dir if run_dir is not None else default_run_dir(experiment.name or source.stem)
+        if holds_a_run(target):
+            raise fail(
+                f"{target} already holds a run (it has checkpoints); continue it with `vfp train --resume {target}` "
+                "or choose another --run-dir",
+                EXIT_USAGE,
+            )
+    else:
+        target = run_dir_of(resume)
+
     if nproc is not None and nproc > 1 and not _under_torchrun():
-        raise typer.Exit(_launch(config, derived, run_dir, resume, nproc, progress))
+        raise typer.Exit(_launch(config, derived, target, resume, nproc, progress))
 
     from vfp.engine import CheckpointError, RunDirectoryError, TrainOptions
     from vfp.engine import train as run_training
     from vfp.engine.building import ComponentBuildError
     from vfp.engine.resume import prepare_resume
-    from vfp.engine.run import default_run_dir
 
     resume_point = None
-    source: Path | None = None
-    with config_errors():
-        if resume is not None:
-            if not resume.exists():
-                raise fail(f"--resume {resume}: no such run directory or checkpoint", EXIT_USAGE)
+    if resume is not None:
+        with config_errors():
             try:
                 experiment, resume_point = prepare_resume(resume, derived)
             except CheckpointError as exc:
                 raise fail(str(exc)) from None
-        else:
-            assert config is not None
-            experiment, source = _load_config(config, derived)
-    if resume is not None:
-        target = run_dir_of(resume)
-    elif run_dir is not None:
-        target = run_dir
-    else:
-        target = default_run_dir(experiment.name or (source.stem if source else "run"))
     is_main = int(os.environ.get("RANK", "0")) == 0
     if is_main:
         verb = f"resuming {resume_point.path} (step {resume_point.payload['step']})" if resume_point else "training"
@@ -155,24 +188,16 @@ def train(
 
 
 def _launch(
-    config: str | None, derived: list[str], run_dir: Path | None, resume: Path | None, nproc: int, progress: str
+    config: str | None, derived: list[str], run_dir: Path, resume: Path | None, nproc: int, progress: str
 ) -> int:
-    """Re-run this command in ``nproc`` processes through torchrun (the run directory is fixed first)."""
+    """Re-run this command in ``nproc`` processes through torchrun (with the run directory fixed)."""
     from vfp.engine.distributed import launch_with_torchrun
 
     args = ["train"]
     if config is not None:
         args.append(config)
     args.extend(derived)
-    if resume is not None:
-        args += ["--resume", str(resume)]
-    else:
-        if run_dir is None:
-            from vfp.engine.run import default_run_dir
-
-            stem = Path(config).stem if config and Path(config).exists() else (config or "run").replace("/", "-")
-            run_dir = default_run_dir(stem)
-        args += ["--run-dir", str(run_dir)]
+    args += ["--resume", str(resume)] if resume is not None else ["--run-dir", str(run_dir)]
     args += ["--progress", progress]
     disabled = ",".join(sorted(get_host().disabled))
     if disabled:

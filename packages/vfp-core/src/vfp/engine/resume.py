@@ -14,15 +14,7 @@ if TYPE_CHECKING:
     from vfp._plugins import PluginHost
     from vfp.config import ExperimentConfig
 
-__all__ = ["prepare_resume", "run_dir_of"]
-
-
-def run_dir_of(location: Path) -> Path:
-    """The run directory of a run directory, its ``checkpoints`` folder, or one of its checkpoint files."""
-    if location.is_file():
-        parent = location.parent
-        return parent.parent if parent.name == "checkpoints" else parent
-    return location.parent if location.name == "checkpoints" else location
+__all__ = ["prepare_resume"]
 
 
 def prepare_resume(

@@ -29,7 +29,7 @@ import yaml
 from vfp._plugins import PluginHost
 from vfp.engine.checkpoint import CHECKPOINTS_DIR, LATEST_POINTER, _write_bytes, atomic_write, list_step_checkpoints
 
-__all__ = ["RunDirectory", "collect_environment", "default_run_dir", "git_revision"]
+__all__ = ["RunDirectory", "collect_environment", "git_revision"]
 
 CONFIG_FILE = "config.yaml"
 ENV_FILE = "env.json"
@@ -73,18 +73,6 @@ class RunDirectory:
         record = {**environment, "previous": previous}
         text = json.dumps(record, indent=2, default=str) + "\n"
         atomic_write(self.env_file, lambda handle: _write_bytes(handle, text.encode("utf-8")))
-
-
-def default_run_dir(name: str, root: Path = Path("runs")) -> Path:
-    """``runs/NAME-YYYYmmdd-HHMMSS`` (with a numeric suffix if that exists already)."""
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in name) or "run"
-    candidate = root / f"{safe}-{stamp}"
-    suffix = 1
-    while candidate.exists():
-        candidate = root / f"{safe}-{stamp}-{suffix}"
-        suffix += 1
-    return candidate
 
 
 def git_revision(path: Path) -> dict[str, Any] | None:
