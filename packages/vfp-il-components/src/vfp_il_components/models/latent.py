@@ -25,9 +25,9 @@ __all__ = [
 
 
 def soft_clamp(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
-    """Smoothly bound ``x`` to ``(low, high)`` with softplus (identity-like well inside; gradients never vanish)."""
-    x = high - F.softplus(high - x)
-    return low + F.softplus(x - low)
+    """Smoothly bound ``x`` to ``[low, high]``: ``mid + half * tanh((x - mid) / half)`` (slope 1 at the middle)."""
+    mid, half = (high + low) / 2, (high - low) / 2
+    return mid + half * torch.tanh((x - mid) / half)
 
 
 def kl_diagonal_gaussians(

@@ -20,24 +20,31 @@ class GateOutput:
     """What the gate returns for a batch of conditions."""
 
     weights: torch.Tensor
-    """(B, E) expert weights: softmax over each row's top k logits, 0 elsewhere; rows sum to 1."""
+    """(B, E) expert weights, 0 outside each row's top k (see ``top_k_weights``)."""
     logits: torch.Tensor
     """(B, E) tempered logits the weights come from (feed them to the ``moe_gating`` loss)."""
     top_k_indices: torch.Tensor
     """(B, k) the selected experts, most probable first."""
 
 
-def top_k_weights(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Softmax over the ``k`` largest logits of each row, zeros elsewhere: ``(weights (B, E), indices (B, k))``."""
+def top_k_weights(logits: torch.Tensor, k: int, renormalize: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Expert weights that are zero outside the ``k`` largest logits of each row: ``(weights (B, E), indices (B, k))``.
+
+    ``renormalize``: softmax over the kept logits (rows sum to 1); otherwise the softmax over all
+    logits, zeroed outside the top k (rows sum to at most 1).
+    """
     values, indices = logits.topk(k, dim=-1)
-    weights = torch.zeros_like(logits).scatter(-1, indices, values.softmax(dim=-1))
-    return weights, indices
+    kept = values.softmax(dim=-1) if renormalize else logits.softmax(dim=-1).gather(-1, indices)
+    return torch.zeros_like(logits).scatter(-1, indices, kept), indices
 
 
 class Gate(nn.Module):
     """Router: an MLP from the condition to E logits, divided by a temperature, then top-k softmax.
 
-    In training mode ``noise_std`` adds Gaussian noise to the raw logits (noisy top-k routing).
+    In training mode ``noise_std`` adds Gaussian noise to the raw logits (noisy top-k routing). With
+    ``renormalize`` (the default) the kept weights are a softmax over the top k logits; note that
+    with ``top_k: 1`` this weight is constantly 1, so the router then learns only from auxiliary
+    losses (``moe_gating``): set ``renormalize: false`` to keep the task-loss gradient.
     Dimensions: ``cond_dim``, ``num_experts``.
     ``forward(cond (B, cond_dim), temperature=None, top_k=None) -> GateOutput``; the arguments override
     the config's values for one call (e.g. a temperature schedule).
@@ -53,6 +60,7 @@ class Gate(nn.Module):
         self.top_k = config.top_k or num_experts
         self.temperature = config.temperature
         self.noise_std = config.noise_std
+        self.renormalize = config.renormalize
         self.net = MLP(config, in_dim=cond_dim, out_dim=num_experts)
 
     def forward(self, cond: torch.Tensor, temperature: float | None = None, top_k: int | None = None) -> GateOutput:
@@ -66,7 +74,7 @@ class Gate(nn.Module):
         if self.training and self.noise_std > 0:
             raw = raw + self.noise_std * torch.randn_like(raw)
         logits = raw / temperature
-        weights, indices = top_k_weights(logits, k)
+        weights, indices = top_k_weights(logits, k, self.renormalize)
         return GateOutput(weights, logits, indices)
 
 

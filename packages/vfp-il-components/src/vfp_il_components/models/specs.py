@@ -213,8 +213,8 @@ class GateConfig(ComponentConfig, MlpSettings):
     """Router of a mixture of experts: expert weights from a condition, with top-k and temperature.
 
     Dimensions: ``cond_dim``, ``num_experts``. ``forward(cond, temperature=None, top_k=None) -> GateOutput``
-    with ``weights`` (B, E) (zero outside the top k, rows sum to 1), ``logits`` (B, E) (tempered, for the
-    balance losses) and ``top_k_indices`` (B, k).
+    with ``weights`` (B, E) (zero outside the top k; rows sum to 1 when ``renormalize``), ``logits`` (B, E)
+    (tempered, for the balance losses) and ``top_k_indices`` (B, k).
     """
 
     hidden_dims: list[PositiveInt] = Field(
@@ -224,6 +224,14 @@ class GateConfig(ComponentConfig, MlpSettings):
     temperature: float = Field(1.0, gt=0.0, description="Logits are divided by this before the softmax.")
     noise_std: float = Field(
         0.0, ge=0.0, description="Std of Gaussian noise added to the logits in training mode (noisy top-k routing)."
+    )
+    renormalize: bool = Field(
+        True,
+        description=(
+            "true: softmax over the top k logits (rows sum to 1; with top_k 1 the weight is always 1, so the router "
+            "learns only from auxiliary losses); false: the full softmax probabilities, zeroed outside the top k "
+            "(Switch-style, the router also learns from the task loss)."
+        ),
     )
 
 

@@ -71,11 +71,6 @@ class ConvEncoder(nn.Module):
             in_channels = channels
             height = (height + 2 * padding - config.kernel_size) // stride + 1
             width = (width + 2 * padding - config.kernel_size) // stride + 1
-            if height < 1 or width < 1:
-                raise ValueError(
-                    f"conv_encoder: images of shape {self.image_shape} shrink to nothing with strides "
-                    f"{config.strides} and kernel_size {config.kernel_size}; use smaller strides"
-                )
         self.convs = nn.Sequential(*layers)
         self.feature_map_shape = (in_channels, height, width)
         self.pool: nn.Module
