@@ -80,3 +80,25 @@ def benchmarks(session: nox.Session) -> None:
     names = session.posargs or sorted(p.stem for p in (ROOT / "benchmarks").glob("*.py"))
     for name in names:
         session.run("python", f"benchmarks/{name}.py")
+
+
+@nox.session(python=False)
+def lerobot(session: nox.Session) -> None:
+    """The lerobot tests (`pytest -m lerobot`) in their own venv outside the clone, reused between runs.
+
+    lerobot 0.4.4 needs torch<2.11, so this venv is installed without constraints.txt: creating it the
+    first time downloads torch 2.10 with CUDA wheels (about 8.5 GB, a few minutes). Override its place
+    with VFP_LEROBOT_VENV.
+    """
+    import sys
+
+    python = LEROBOT_VENV / "bin" / "python"
+    if not python.exists():
+        LEROBOT_VENV.parent.mkdir(parents=True, exist_ok=True)
+        session.run(sys.executable, "-m", "venv", str(LEROBOT_VENV), external=True)
+        session.run(str(python), "-m", "pip", "install", "--upgrade", "pip", external=True)
+    editable = [arg for pkg in (*PACKAGES[:2], "packages/vfp-il-components[lerobot]") for arg in ("-e", pkg)]
+    session.run(
+        str(python), "-m", "pip", "install", *editable, "-e", "tests/plugins/vfp-sample", *TEST_DEPS, external=True
+    )
+    session.run(str(python), "-m", "pytest", "-m", "lerobot", *session.posargs, external=True)

@@ -304,13 +304,17 @@ def hdf5_rows(path: Path, images: bool, batches: int, slow_batches: int) -> list
 def lerobot_rows(
     episodes: list[Any], task: Any, workdir: Path, batches: int, slow_batches: int, images: bool
 ) -> list[Row]:
-    from vfp_il_components.data.lerobot import LeRobotDataModule, lerobot_window_dataset
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    from vfp_il_components.data.lerobot import LeRobotDataModule, delta_timestamps, resolve_video_backend
     from vfp_il_components.data.lerobot_writer import write_lerobot_dataset
     from vfp_il_components.data.specs import LeRobotDataConfig
 
     group = "lerobot images" if images else "lerobot low-dim"
     root = workdir / ("lerobot_images" if images else "lerobot_low_dim")
+    start = time.perf_counter()
     write_lerobot_dataset(episodes, root, repo_id="vfp/benchmark", task=task, video=False)
+    print(f"{group}: LeRobotDataset written in {time.perf_counter() - start:.1f} s", file=sys.stderr)
     image_keys = ["observation.image"] if images else []
     config = LeRobotDataConfig(
         type="lerobot", repo_id="vfp/benchmark", root=str(root), image_keys=image_keys, history=HISTORY,
@@ -319,18 +323,19 @@ def lerobot_rows(
     module = LeRobotDataModule(config)
     module.setup()
     ours = module.train_dataset
+    assert isinstance(ours, WindowDataset)
     indices = probe_indices(len(ours))[:64]
     reference = ours.__getitems__(indices)
-    baseline = lerobot_window_dataset(config, root)
-    keys = list(reference)
-    identical = compare(
-        reference, {k: v for k, v in default_collate([baseline[i] for i in indices]).items() if k in keys}
+    deltas = delta_timestamps(["observation.state", *image_keys], "action", task.fps, HISTORY, HORIZON)
+    baseline = LeRobotDataset(
+        "vfp/benchmark", root=root, delta_timestamps=deltas, video_backend=resolve_video_backend("auto")
     )
-    rows = [
-        Row(group, "vfp lerobot (fast low-dim)", batches_per_second(ours, module.collate_fn, batches), None, identical)
-    ]
+    identical = compare(reference, default_collate([baseline[i] for i in indices]))
+    readers = {**ours.observations, "action": ours.action}
+    rate = batches_per_second(ours, module.collate_fn, batches if not images else slow_batches)
+    rows = [Row(group, "vfp lerobot (fast low-dim path)", rate, tensor_bytes(readers), identical)]
     rate = batches_per_second(baseline, default_collate, slow_batches)
-    rows.append(Row(group, "LeRobotDataset + DataLoader", rate, None, "yes" if identical == "yes" else identical))
+    rows.append(Row(group, "LeRobotDataset + DataLoader", rate, None, identical))
     return rows
 
 

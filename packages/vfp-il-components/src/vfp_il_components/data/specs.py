@@ -152,7 +152,9 @@ class LeRobotDataConfig(_WindowOptions):
     fast_low_dim: bool = Field(
         True, description="Read low-dimensional columns once into tensors and build windows by vectorized indexing."
     )
-    video_backend: str = Field("pyav", description="Video decoding backend given to LeRobotDataset.")
+    video_backend: Literal["auto", "pyav", "torchcodec", "video_reader"] = Field(
+        "auto", description="Video decoding backend; auto: torchcodec when its FFmpeg libraries load, else pyav."
+    )
     task: str | None = Field(
         None, description="Synthetic task the dataset was generated from, for closed-loop evaluation (optional)."
     )
