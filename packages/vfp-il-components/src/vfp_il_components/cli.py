@@ -41,14 +41,16 @@ def _complete_task(incomplete: str) -> list[str]:
 
 
 def _parse_options(pairs: list[str] | None) -> dict[str, Any]:
-    import yaml
-
+    """``KEY=VALUE`` pairs; values are read as JSON when they parse (4, 0.7, true, [1, 2]), else as text."""
     options: dict[str, Any] = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise _fail(f"--option expects KEY=VALUE, got {pair!r}", EXIT_USAGE)
-        options[key.strip()] = yaml.safe_load(value)
+        try:
+            options[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip()] = value
     return options
 
 
@@ -68,7 +70,9 @@ def demo(
         0.1, "--val-ratio", min=0.0, max=0.99, help="HDF5 only: share of demos in mask/valid."
     ),
     repo_id: str | None = typer.Option(None, "--repo-id", help="LeRobot only: repo id (default vfp/<task>)."),
-    option: list[str] = typer.Option(None, "--option", "-o", metavar="KEY=VALUE", help="Task option; repeatable."),
+    option: list[str] = typer.Option(
+        None, "--option", "-o", metavar="KEY=VALUE", help="Task option (value read as JSON); repeatable."
+    ),
     force: bool = typer.Option(False, "--force", help="Replace an existing dataset at OUT."),
 ) -> None:
     """Write demonstrations of a synthetic task's scripted expert (ground-truth mode per episode)."""
