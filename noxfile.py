@@ -1,4 +1,4 @@
-"""Developer sessions. `python -m nox` runs the default ones: tests, lint, typecheck.
+"""Developer sessions. `python -m nox` runs the default ones: tests, lint, typecheck, lerobot.
 
 Every session installs torch through constraints.txt, which pins the local CPU build, except
 `lerobot`, whose library needs torch<2.11: it keeps its own large venv outside the clone
@@ -18,7 +18,7 @@ PACKAGES = ("packages/vfp-core", "packages/vfp-configs", "packages/vfp-il-compon
 TEST_DEPS = ("pytest>=8", "pytest-timeout", "POT>=0.9", "hatchling>=1.20", "build>=1.0")
 LEROBOT_VENV = Path(os.environ.get("VFP_LEROBOT_VENV", Path.home() / ".cache" / "vfp" / "nox-lerobot"))
 
-nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.sessions = ["tests", "lint", "typecheck", "lerobot"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
@@ -32,7 +32,9 @@ def _install_project(session: nox.Session, *extra: str) -> None:
 def tests(session: nox.Session) -> None:
     """The whole test suite (without the lerobot tests, which have their own session)."""
     _install_project(session, *TEST_DEPS, "-e", "tests/plugins/vfp-sample")
-    session.run("pytest", "-m", "not lerobot", *session.posargs)
+    # One torch thread per process: the suite runs training subprocesses on a 2-core machine, where
+    # oversubscribed intra-op threads stall each other.
+    session.run("pytest", "-m", "not lerobot", *session.posargs, env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
 
 
 @nox.session(python="3.11")

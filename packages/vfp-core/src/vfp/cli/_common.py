@@ -46,7 +46,10 @@ def print_json(data: object) -> None:
 
 
 def fail(message: str, code: int = EXIT_FAILURE) -> typer.Exit:
-    err().print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    """Print ``error: message`` on stderr (the message is plain text, never markup) and return the exit."""
+    from rich.markup import escape
+
+    err().print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
     return typer.Exit(code)
 
 

@@ -11,7 +11,7 @@ import typer
 
 from vfp._plugins import PluginError, PluginWarning, get_host
 from vfp.cli import config, configs, new, plugins, train
-from vfp.cli._common import EXIT_FAILURE, err
+from vfp.cli._common import err, fail
 
 DISABLE_OPTION = "--disable-plugin"
 
@@ -75,8 +75,10 @@ def build_app() -> typer.Typer:
 
 
 def _show_warning(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    from rich.markup import escape
+
     prefix = "warning" if not issubclass(category, PluginWarning) else "plugin warning"
-    err().print(f"[yellow]{prefix}:[/] {message}", markup=True, highlight=False)
+    err().print(f"[yellow]{prefix}:[/] {escape(str(message))}", markup=True, highlight=False)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -87,6 +89,5 @@ def main(argv: Sequence[str] | None = None) -> None:
         get_host(disabled=_disabled_from_argv(args))
         app = build_app()
     except PluginError as exc:
-        err().print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
-        raise SystemExit(EXIT_FAILURE) from None
+        raise SystemExit(fail(str(exc)).exit_code) from None
     app(args=args, prog_name="vfp")
