@@ -23,8 +23,10 @@ def vfp_register_components() -> list[ComponentSpec]:
     from vfp_il_components.losses import specs as losses
     from vfp_il_components.models import specs as models
     from vfp_il_components.optim import specs as optim
+    from vfp_il_components.trainers import specs as trainers
+    from vfp_il_components.trainers import specs_vq_mi as trainers_vq_mi
 
-    return [*data.SPECS, *losses.SPECS, *models.SPECS, *optim.SPECS]
+    return [*data.SPECS, *losses.SPECS, *models.SPECS, *optim.SPECS, *trainers.SPECS, *trainers_vq_mi.SPECS]
 
 
 @vfp.hookimpl

@@ -1,0 +1,1 @@
+"""Flow-matching trainers: naive flow matching, VFP and VFP single expert (see ``specs``)."""
