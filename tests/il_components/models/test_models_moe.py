@@ -141,13 +141,14 @@ def test_sparse_dispatch_matches_the_weighted_sum_of_all_experts(expert: dict[st
     assert torch.allclose(net(x, cond, t, z=z, weights=weights), expected, atol=1e-5)
 
 
-def test_dense_dispatch_matches_sparse_dispatch() -> None:
+@pytest.mark.parametrize("routing", ["top_2", "all_experts"])
+def test_dense_dispatch_matches_sparse_dispatch(routing: str) -> None:
     torch.manual_seed(0)
     sparse = decoder(dispatch="sparse")
     dense = decoder(dispatch="dense")
     dense.load_state_dict(sparse.state_dict())
     x, cond, t, z = inputs()
-    weights = two_hot_weights()
+    weights = two_hot_weights() if routing == "top_2" else torch.randn(BATCH, EXPERTS).softmax(dim=-1)
     assert torch.allclose(sparse(x, cond, t, z=z, weights=weights), dense(x, cond, t, z=z, weights=weights), atol=1e-5)
 
 

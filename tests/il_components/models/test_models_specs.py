@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 import torch
@@ -11,6 +12,7 @@ from pydantic import ValidationError
 
 import vfp
 from vfp import ComponentKind
+from vfp.protocols import DataInfo, FeatureInfo
 from vfp_il_components.models import specs
 
 NAMES = [
@@ -48,12 +50,36 @@ def test_every_target_loads_a_callable(name: str) -> None:
     assert callable(vfp.PluginHost().registry.load(ComponentKind.MODEL, name))
 
 
-def test_registry_target_builds_a_module_with_dims() -> None:
+INFO = DataInfo(
+    features={
+        "observation.state": FeatureInfo("observation.state", (3,), "state"),
+        "observation.image": FeatureInfo("observation.image", (3, 12, 12), "image"),
+        "action": FeatureInfo("action", (2,), "action"),
+    },
+    history=2,
+    horizon=4,
+)
+CHUNK = {"action_dim": 2, "horizon": 4}
+DIMS: dict[str, dict[str, Any]] = {
+    "mlp": {"in_dim": 3, "out_dim": 2},
+    "chunk_transformer": {**CHUNK, "cond_dim": 5, "time_input": True},
+    "conv_encoder": {"image_shape": (3, 12, 12)},
+    "obs_encoder": {"info": INFO},
+    "gaussian_encoder": {"latent_dim": 2, "cond_dim": 5},
+    "categorical_head": {"num_classes": 4, "cond_dim": 5},
+    "gate": {"cond_dim": 5, "num_experts": 3},
+    "moe_decoder": {**CHUNK, "cond_dim": 5, "latent_dim": 2, "num_experts": 3},
+    "vq_codebook": {"latent_dim": 2},
+}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_registry_target_builds_a_module_from_the_default_config_and_dims(name: str) -> None:
     registry = vfp.PluginHost().registry
-    factory = registry.load(ComponentKind.MODEL, "mlp")
-    module = factory(specs.MlpConfig(type="mlp", hidden_dims=[8]), in_dim=3, out_dim=2)
+    spec = registry.get(ComponentKind.MODEL, name)
+    module = spec.load()(spec.config(type=name), **DIMS[name])
     assert isinstance(module, torch.nn.Module)
-    assert module(torch.zeros(4, 3)).shape == (4, 2)
+    assert sum(p.numel() for p in module.parameters()) + sum(b.numel() for b in module.buffers()) > 0
 
 
 def test_residual_mlp_needs_equal_widths() -> None:

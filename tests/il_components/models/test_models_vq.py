@@ -181,8 +181,9 @@ def test_vq_autoencoder_learns_to_reconstruct_clustered_data(quantizer: str) -> 
     """Data from 6 clusters: encoder -> codebook -> decoder reconstructs it; most codes in use."""
     torch.manual_seed(0)
     centers = 3 * torch.randn(6, 4)
-    encoder, decoder = torch.nn.Linear(4, DIM), torch.nn.Linear(DIM, 4)
-    vq = VQCodebook(VQCodebookConfig(type="vq_codebook", num_codes=CODES, quantizer=quantizer), latent_dim=DIM)
+    encoder, decoder = torch.nn.Linear(4, 4), torch.nn.Linear(4, 4)
+    config = VQCodebookConfig(type="vq_codebook", num_codes=CODES, quantizer=quantizer, restart_after=20)
+    vq = VQCodebook(config, latent_dim=4)
     optimizer = torch.optim.Adam([*encoder.parameters(), *decoder.parameters()], lr=1e-2)
 
     def sample(n: int) -> torch.Tensor:

@@ -206,7 +206,13 @@ class MoEDecoder(nn.Module):
         routed = (weights != 0).T.nonzero()  # (N, 2): (expert, row), grouped by expert
         counts = torch.bincount(routed[:, 0], minlength=self.num_experts).tolist()  # the one host sync
         out = torch.zeros_like(x)
-        for index, (expert, rows) in enumerate(zip(self.experts, routed[:, 1].split(counts), strict=True)):
+        batch = x.shape[0]
+        for index, (expert, rows, count) in enumerate(
+            zip(self.experts, routed[:, 1].split(counts), counts, strict=True)
+        ):
+            if count == batch:  # every row routed here: no gather/scatter needed
+                out = out + weights[:, index, None, None] * expert(x, condition, time)
+                continue
             sub_condition = None if condition is None else condition[rows]
             velocity = expert(x[rows], sub_condition, time[rows])
             out = out.index_add(0, rows, (weights[rows, index, None, None] * velocity).to(out.dtype))
