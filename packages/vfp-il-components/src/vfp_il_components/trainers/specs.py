@@ -159,6 +159,12 @@ class VFPSingleExpertConfig(_FlowTrainerConfig):
     """
 
     latent: LatentSettings = Field(default_factory=LatentSettings, description="Latent size, KL schedule, sampling.")
+    alignment_samples: int | None = Field(
+        128,
+        ge=2,
+        description="Rows of each batch used by the Sinkhorn alignment term (its cost grows with the square; "
+        "null: the whole batch).",
+    )
 
     @property
     def num_experts(self) -> int:

@@ -198,6 +198,11 @@ class VariationalFlowMatchingTrainer:
     ) -> torch.Tensor:
         """Sinkhorn between one-step chunks generated from z ~ p(z|o) and the expert chunks."""
         assert self.alignment is not None
+        rows = self.config.alignment_samples
+        if rows is not None and rows < actions.shape[0]:
+            batch = {key: value[:rows] for key, value in batch.items()}
+            cond, actions = cond[:rows], actions[:rows]
+            prior = self.prior(cond)
         z = self._reparameterized(prior)
         weights, _ = self._route(cond, z)
         x0 = sample_noise(tuple(actions.shape), actions.device, self.config.flow.noise_std)
