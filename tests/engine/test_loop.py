@@ -189,3 +189,11 @@ def test_a_fresh_run_refuses_a_directory_that_holds_one(tmp_path: Path) -> None:
     run(sample_config("training.max_steps=1"), tmp_path / "run")
     with pytest.raises(RunDirectoryError, match="--resume"):
         run(sample_config("training.max_steps=1"), tmp_path / "run")
+
+
+def test_dataloader_workers_give_the_same_training_as_in_process_fetching(tmp_path: Path) -> None:
+    common = ("training.max_steps=6", "model.net.arch.hidden=8")
+    run(sample_config(*common, "data.num_workers=0"), tmp_path / "inline")
+    run(sample_config(*common, "data.num_workers=2"), tmp_path / "workers")
+    inline, workers = final_weights(tmp_path / "inline")["net"], final_weights(tmp_path / "workers")["net"]
+    assert all(torch.equal(inline[k], workers[k]) for k in inline)

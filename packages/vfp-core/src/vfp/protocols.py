@@ -77,7 +77,11 @@ class DataModule(Protocol):
 
     @property
     def train_dataset(self) -> Dataset[Any]:
-        """Map-style dataset of windows; may implement ``__getitems__`` for vectorized batches."""
+        """Map-style dataset of windows; may implement ``__getitems__(indices)`` for vectorized batches.
+
+        ``indices`` is a 1-D int64 tensor when the engine fetches in-process (``num_workers == 0``)
+        and a list of ints from DataLoader workers; accept both.
+        """
         ...
 
     @property

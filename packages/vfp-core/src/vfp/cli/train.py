@@ -214,11 +214,11 @@ def evaluate(
     max_batches: int | None = typer.Option(None, "--max-batches", min=1, help="Limit the held-out batches."),
 ) -> None:
     """Evaluate a checkpoint's policy (EMA weights when the run kept them) on held-out data."""
+    if not location.exists():
+        raise fail(f"{location}: no such run directory or checkpoint", EXIT_USAGE)
     from vfp.engine import CheckpointError, evaluate_checkpoint
     from vfp.engine.building import ComponentBuildError
 
-    if not location.exists():
-        raise fail(f"{location}: no such run directory or checkpoint", EXIT_USAGE)
     try:
         with config_errors():
             report = evaluate_checkpoint(location, steps=steps, device=device, max_batches=max_batches)

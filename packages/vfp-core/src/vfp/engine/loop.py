@@ -4,6 +4,9 @@ checkpoints, logging, signals and data parallelism. Trainers supply only the los
 from __future__ import annotations
 
 import contextlib
+import functools
+import math
+import signal
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -142,11 +145,11 @@ class _LossModule(nn.Module):
 
 @dataclass
 class _Accumulator:
-    """Training values summed between two logging steps (kept as tensors: no sync per step)."""
+    """Training values since the last logging step (kept as tensors: no sync per step)."""
 
-    terms: dict[str, torch.Tensor] = field(default_factory=dict)
-    metrics: dict[str, Any] = field(default_factory=dict)
-    grad_norm: torch.Tensor | None = None
+    terms: dict[str, list[torch.Tensor]] = field(default_factory=dict)
+    metrics: dict[str, list[Any]] = field(default_factory=dict)
+    grad_norms: list[torch.Tensor] = field(default_factory=list)
     micro_batches: int = 0
     steps: int = 0
     started: float = field(default_factory=time.perf_counter)
@@ -230,15 +233,17 @@ class Engine:
         self._set_train_mode()
         for optimizer in self.schedule_free:
             optimizer.train()  # type: ignore[attr-defined]
-        self.loss_module: nn.Module = _LossModule(self.trainer, self.models)
         self.ddp: torch.nn.parallel.DistributedDataParallel | None = None
+        self._compute_losses: Any = self.trainer.compute_losses
         if self.dist.enabled:
             self.ddp = torch.nn.parallel.DistributedDataParallel(
-                self.loss_module,
+                _LossModule(self.trainer, self.models),
                 device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=config.distributed.find_unused_parameters,
             )
-            self.loss_module = self.ddp
+            self._compute_losses = self.ddp
+        self._autocast = functools.partial(autocast, self.device, self.precision)
+        self._output_checked = False
         data = self.built.data
         sampler = ShardedBatchSampler(
             len(data.train_dataset),  # type: ignore[arg-type]
@@ -350,14 +355,16 @@ class Engine:
 
     # the loop ---------------------------------------------------------------------------------
     def _forward_backward(self, micro: int, acc: _Accumulator) -> torch.Tensor:
+        """One micro-batch: forward under autocast, the terms summed in float32, backward."""
         batch = next(self.stream)
         self.position += 1
         sync = self.ddp.no_sync() if self.ddp is not None and micro < self.accum - 1 else contextlib.nullcontext()
         with sync:
-            with autocast(self.device, self.precision):
-                output = self.loss_module(batch)
-            if acc.micro_batches == 0 and acc.steps == 0:
+            with self._autocast():
+                output = self._compute_losses(batch)
+            if not self._output_checked:
                 _checked_output(output, self.config.trainer.type)
+                self._output_checked = True
             terms, metrics = output[0], output[1]
             total: torch.Tensor | None = None
             for term in terms.values():
@@ -369,21 +376,18 @@ class Engine:
                 self.scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
             else:
                 loss.backward()  # type: ignore[no-untyped-call]
-        for name, term in terms.items():
-            value = term.detach()
-            acc.terms[name] = acc.terms[name] + value if name in acc.terms else value
+        for name, term in terms.items():  # kept as tensors: read only when logging (no sync per step)
+            acc.terms.setdefault(name, []).append(term.detach())
         for name, metric in metrics.items():
-            value = metric.detach() if isinstance(metric, torch.Tensor) else metric
-            acc.metrics[name] = acc.metrics[name] + value if name in acc.metrics else value
+            acc.metrics.setdefault(name, []).append(metric.detach() if isinstance(metric, torch.Tensor) else metric)
         acc.micro_batches += 1
         return total.detach()
 
     def _step(self, acc: _Accumulator) -> None:
-        step_loss: torch.Tensor | None = None
-        for micro in range(self.accum):
-            total = self._forward_backward(micro, acc)
-            step_loss = total if step_loss is None else step_loss + total
-        assert step_loss is not None
+        """One optimizer step over ``grad_accum_steps`` micro-batches."""
+        step_loss = self._forward_backward(0, acc)
+        for micro in range(1, self.accum):
+            step_loss = step_loss + self._forward_backward(micro, acc)
         if self.scaler is not None:
             for bundle in self.bundles.values():
                 self.scaler.unscale_(bundle.optimizer)
@@ -405,58 +409,62 @@ class Engine:
         for bundle in self.bundles.values():
             bundle.optimizer.zero_grad(set_to_none=True)
         if grad_norm is not None:
-            acc.grad_norm = grad_norm.detach() if acc.grad_norm is None else acc.grad_norm + grad_norm.detach()
+            acc.grad_norms.append(grad_norm.detach())
         acc.steps += 1
 
     def _check_finite(self, loss: torch.Tensor, grad_norm: torch.Tensor | None, acc: _Accumulator) -> None:
-        """Stop before a non-finite loss or gradient reaches the weights; agree across processes."""
-        bad = ~torch.isfinite(loss)
-        if grad_norm is not None and self.scaler is None:
-            bad = bad | ~torch.isfinite(grad_norm)
-        if self.dist.enabled:
-            flags = torch.stack([bad.float(), torch.tensor(float(self.stop.requested), device=bad.device)])
-            flags = self.dist.any_true(flags)
-            bad = flags[0] > 0
-            if flags[1] > 0 and self.stop.signal is None:
-                import signal as _signal
+        """Stop before a non-finite loss or gradient reaches the weights; agree across processes.
 
-                self.stop.signal = _signal.SIGTERM  # another process was asked to stop
-        if not bool(bad):
+        One device-to-host read per step (a float, cheaper than a tensor comparison on the CPU).
+        """
+        check_norm = grad_norm is not None and self.scaler is None
+        if check_norm:
+            assert grad_norm is not None
+            values = torch.stack([loss, grad_norm.to(loss.dtype)]).tolist()
+        else:
+            values = [loss.item()]
+        finite = all(math.isfinite(value) for value in values)
+        if self.dist.enabled:
+            local = torch.tensor([float(not finite), float(self.stop.requested)], device=self.device)
+            flags = self.dist.any_true(local).tolist()
+            finite = flags[0] == 0
+            if flags[1] > 0 and self.stop.signal is None:
+                self.stop.signal = signal.SIGTERM  # another process was asked to stop
+        if finite:
             return
         step = self.step + 1
-        for name, term in acc.terms.items():
-            if not torch.isfinite(term):
-                raise NonFiniteLossError(f"loss term {name!r}", step, float(term))
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError("the loss", step, float(loss))
-        norm = float(grad_norm) if grad_norm is not None else float("nan")
+        for name, terms in acc.terms.items():
+            for term in terms[-self.accum :]:  # this step's micro-batches
+                value = float(term)
+                if not math.isfinite(value):
+                    raise NonFiniteLossError(f"loss term {name!r}", step, value)
+        if not math.isfinite(values[0]):
+            raise NonFiniteLossError("the loss", step, values[0])
+        norm = values[1] if check_norm else float("nan")
         raise NonFiniteLossError("the gradient norm (a loss term was non-finite in another process?)", step, norm)
 
     def _log(self, acc: _Accumulator) -> dict[str, float]:
+        """Means since the last logging step: loss, each term, the trainer's metrics, grad norm, lr."""
         names: list[str] = []
         tensors: list[torch.Tensor] = []
         plain: dict[str, float] = {}
-        micro = max(acc.micro_batches, 1)
-        total = None
-        for value in acc.terms.values():
-            total = value if total is None else total + value
-        if total is not None:
+        term_means = {name: torch.stack(values).float().mean() for name, values in acc.terms.items()}
+        if term_means:
             names.append("loss")
-            tensors.append(total.float() / micro)
-        for name, value in acc.terms.items():
-            names.append(name)
-            tensors.append(value.float() / micro)
-        for name, value in acc.metrics.items():
-            if isinstance(value, torch.Tensor):
+            tensors.append(torch.stack(list(term_means.values())).sum())
+        names.extend(term_means)
+        tensors.extend(term_means.values())
+        for name, values in acc.metrics.items():
+            if all(isinstance(v, torch.Tensor) for v in values):
                 names.append(name)
-                tensors.append(value.float().to(self.device) / micro)
+                tensors.append(torch.stack(values).float().mean().to(self.device))
             else:
-                plain[name] = float(value) / micro
-        if acc.grad_norm is not None:
+                plain[name] = sum(float(v) for v in values) / len(values)
+        if acc.grad_norms:
             names.append("grad_norm")
-            tensors.append(acc.grad_norm.float() / max(acc.steps, 1))
-        values = self.dist.mean(torch.stack(tensors)) if tensors else torch.zeros(0)
-        metrics = dict(zip(names, values.tolist(), strict=True))
+            tensors.append(torch.stack(acc.grad_norms).float().mean())
+        reduced = self.dist.mean(torch.stack(tensors)) if tensors else torch.zeros(0)
+        metrics = dict(zip(names, reduced.tolist(), strict=True))
         metrics.update(plain)
         for bundle_name, bundle in self.bundles.items():
             groups = bundle.optimizer.param_groups
@@ -648,6 +656,8 @@ class Engine:
             return
         self._torn_down = True
         self.progress.close()
+        if hasattr(self, "stream"):
+            self.stream.close()
         if self.is_main and hasattr(self, "run_info"):
             self.host.call_lifecycle("vfp_on_train_end", run=self.run_info, status=status)
         for callback in self.callbacks:

@@ -88,7 +88,8 @@ class RichProgress:
 
     REFRESH_SECONDS = 0.1
 
-    def __init__(self) -> None:
+    def __init__(self, console: Any = None) -> None:
+        """``console``: a ``rich.console.Console`` (default: one on stderr)."""
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -99,7 +100,7 @@ class RichProgress:
             TimeRemainingColumn,
         )
 
-        self.console = Console(stderr=True)
+        self.console = console if console is not None else Console(stderr=True)
         self.progress = Progress(
             TextColumn("[bold]train[/]"),
             BarColumn(),

@@ -61,19 +61,24 @@ class ShardedBatchSampler:
             self._epoch = epoch
         return self._order
 
-    def indices(self, position: int) -> list[int]:
-        """This process's indices of global batch number ``position``."""
+    def indices(self, position: int) -> torch.Tensor:
+        """This process's indices (1-D int64) of global batch number ``position``."""
         epoch, index = divmod(position, self.batches_per_epoch)
         order = self._epoch_order(epoch)
         first = (index * self.world_size + self.rank) * self.batch_size
-        indices: list[int] = order[first : first + self.batch_size].tolist()
-        return indices
+        return order[first : first + self.batch_size]
 
-    def __iter__(self) -> Iterator[list[int]]:
+    def positions(self) -> Iterator[torch.Tensor]:
+        """Index tensors from ``start`` on (the engine's in-process path)."""
         position = self.start
         while True:
             yield self.indices(position)
             position += 1
+
+    def __iter__(self) -> Iterator[list[int]]:
+        """Index lists from ``start`` on (a DataLoader ``batch_sampler``)."""
+        for indices in self.positions():
+            yield indices.tolist()
 
 
 def batch_to_device(batch: Mapping[str, Any], device: torch.device, non_blocking: bool = False) -> Batch:
@@ -84,19 +89,21 @@ def batch_to_device(batch: Mapping[str, Any], device: torch.device, non_blocking
     }
 
 
-def _fetch(dataset: Dataset[Any], indices: list[int]) -> Any:
+def _fetch(dataset: Dataset[Any], indices: torch.Tensor) -> Any:
+    """``__getitems__(indices)`` with the int64 tensor when the dataset has it, else item by item."""
     getitems = getattr(dataset, "__getitems__", None)
     if getitems is not None:
         return getitems(indices)
-    return [dataset[i] for i in indices]
+    return [dataset[i] for i in indices.tolist()]
 
 
 class BatchStream:
     """Training batches on the device, in the sampler's order.
 
-    With ``num_workers == 0`` batches are fetched in-process without DataLoader machinery (the
-    dataset's ``__getitems__`` when it has one); otherwise a DataLoader with persistent workers
-    fetches them ahead.
+    With ``num_workers == 0`` batches are fetched in-process without DataLoader machinery: the
+    dataset's ``__getitems__`` receives a 1-D int64 tensor of indices (or ``__getitem__`` is called
+    per index). Otherwise a DataLoader with persistent workers fetches them ahead, and
+    ``__getitems__`` receives a list of ints as usual.
     """
 
     def __init__(
@@ -112,7 +119,7 @@ class BatchStream:
         self.non_blocking = device.type == "cuda"
         self._dataset = dataset
         self._collate = collate_fn
-        self._indices = iter(sampler)
+        self._indices = sampler.positions()
         self._loader_iter: Iterator[Batch] | None = None
         if num_workers > 0:
             generator = torch.Generator().manual_seed(sampler.seed * 1_000_003 + sampler.start)
@@ -129,6 +136,10 @@ class BatchStream:
 
     def __iter__(self) -> Iterator[Batch]:
         return self
+
+    def close(self) -> None:
+        """Stop the DataLoader's worker processes, if any."""
+        self._loader_iter = None  # its finalizer shuts the workers down
 
     def __next__(self) -> Batch:
         if self._loader_iter is not None:
@@ -150,5 +161,5 @@ def sequential_batches(
     for count, first in enumerate(range(0, size, batch_size)):
         if max_batches is not None and count >= max_batches:
             return
-        indices = list(range(first, min(first + batch_size, size)))
+        indices = torch.arange(first, min(first + batch_size, size))
         yield batch_to_device(collate_fn(_fetch(dataset, indices)), device)
