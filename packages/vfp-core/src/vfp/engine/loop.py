@@ -244,6 +244,7 @@ class Engine:
             self._compute_losses = self.ddp
         self._autocast = functools.partial(autocast, self.device, self.precision)
         self._output_checked = False
+        self._stop_agreed = False
         data = self.built.data
         sampler = ShardedBatchSampler(
             len(data.train_dataset),  # type: ignore[arg-type]
@@ -428,7 +429,9 @@ class Engine:
             local = torch.tensor([float(not finite), float(self.stop.requested)], device=self.device)
             flags = self.dist.any_true(local).tolist()
             finite = flags[0] == 0
-            if flags[1] > 0 and self.stop.signal is None:
+            # every process stops after the same step: decided here, not by a signal arriving later
+            self._stop_agreed = flags[1] > 0
+            if self._stop_agreed and self.stop.signal is None:
                 self.stop.signal = signal.SIGTERM  # another process was asked to stop
         if finite:
             return
@@ -474,6 +477,11 @@ class Engine:
         elapsed = time.perf_counter() - acc.started
         metrics["steps_per_second"] = acc.steps / elapsed if elapsed > 0 else float("nan")
         return metrics
+
+    @property
+    def _stopping(self) -> bool:
+        """A stop was asked for (in data parallelism: agreed by all processes at the last step)."""
+        return self._stop_agreed if self.dist.enabled else self.stop.requested
 
     def _due(self, every: int) -> bool:
         return every > 0 and self.step % every == 0
@@ -583,7 +591,7 @@ class Engine:
                 self._evaluate()
             if self._due(ckpt_every) and self.step < self.max_steps:
                 self._checkpoint()
-            if self.stop.requested:
+            if self._stopping:
                 return
 
     def run(self) -> TrainResult:
@@ -612,7 +620,7 @@ class Engine:
                     return self._finish("failed", message, started)
                 steps_done = self.step - self.start_step
                 seconds = time.perf_counter() - loop_started
-                if self.stop.requested:
+                if self._stopping:
                     if self._checkpointed_step != self.step:
                         self._checkpoint()
                     status = "interrupted"
