@@ -72,7 +72,12 @@ def wheels(session: nox.Session) -> None:
 def demo(session: nox.Session) -> None:
     """What the README's first command does: install, then train and evaluate the quickstart."""
     _install_project(session)
-    session.run("vfp", "plugins", "list")
+    work = Path(session.create_tmp()) / "demo"
+    work.mkdir(parents=True, exist_ok=True)
+    run_dir = str(work / "runs" / f"quickstart-{os.getpid()}")  # a fresh run; the generated demos are reused
+    with session.chdir(work):  # the quickstart writes its generated demos under ./data
+        session.run("vfp", "train", "quickstart", "--run-dir", run_dir)
+        session.run("vfp", "eval", run_dir, "--steps", "1")
 
 
 @nox.session(python="3.11")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -22,6 +22,9 @@ from vfp.engine import EvaluationRequest, TrainerContext
 from vfp.protocols import Batch
 from vfp_il_components.data.normalization import normalize, unnormalize
 from vfp_il_components.trainers.specs import ClosedLoopSettings, FlowSettings
+
+if TYPE_CHECKING:
+    from vfp_il_components.tasks.base import Task
 
 __all__ = [
     "ACTION_KEY",
@@ -32,9 +35,12 @@ __all__ = [
     "integrate",
     "masked_mse",
     "observation_of",
+    "rollout_options",
     "sample_noise",
     "sample_times",
     "straight_path",
+    "task_of",
+    "task_policy",
 ]
 
 ACTION_KEY = "action"
@@ -143,6 +149,44 @@ class ObservationCodec:
         return unnormalize(self.context.normalization_stats, ACTION_KEY, actions.float(), self._mode(ACTION_KEY))
 
 
+def task_of(context: TrainerContext) -> Task:
+    """The synthetic task the data was generated from (``context.info.task`` with its saved options)."""
+    from vfp_il_components.tasks import get_task
+
+    info = context.info
+    if info.task is None:
+        raise ValueError("the data names no synthetic task (info.task is None): no closed-loop evaluation")
+    return get_task(info.task, **dict(info.extra.get("task_options") or {}))
+
+
+def task_policy(
+    context: TrainerContext, sample: SampleFn, steps: int, generator: torch.Generator | None = None
+) -> Callable[[dict[str, torch.Tensor]], torch.Tensor]:
+    """A task policy (raw observations in, unnormalized action chunks out) around a normalized sampler."""
+    codec = ObservationCodec(context)
+    known = set(context.info.features)
+
+    def policy(observation: dict[str, torch.Tensor]) -> torch.Tensor:
+        wanted = {k: v for k, v in observation.items() if k in known or k.removesuffix("_is_pad") in known}
+        return codec.unnormalize_actions(sample(codec.normalize_observation(wanted), steps, generator)).cpu()
+
+    return policy
+
+
+def rollout_options(context: TrainerContext, settings: ClosedLoopSettings) -> dict[str, Any]:
+    """Keyword arguments of ``Task.evaluate``/``Task.rollout`` that match the data (history, images)."""
+    info = context.info
+    image_features = [info.features[key] for key in info.keys("image")]
+    return {
+        "num_episodes": settings.episodes,
+        "seed": settings.seed,
+        "history": info.history,
+        "images": bool(image_features),
+        "image_size": int(image_features[0].shape[-1]) if image_features else 64,
+        "action_steps": settings.action_steps,
+    }
+
+
 def _closed_loop(
     context: TrainerContext,
     settings: ClosedLoopSettings,
@@ -150,31 +194,10 @@ def _closed_loop(
     steps: int,
     generator: torch.Generator,
 ) -> dict[str, float]:
-    from vfp_il_components.tasks import get_task
     from vfp_il_components.tasks.metrics import normalized_entropy
 
-    info = context.info
-    assert info.task is not None
-    task = get_task(info.task, **dict(info.extra.get("task_options") or {}))
-    codec = ObservationCodec(context)
-    known = set(info.features)
-    image_features = [info.features[key] for key in info.keys("image")]
-
-    def policy(observation: dict[str, torch.Tensor]) -> torch.Tensor:
-        wanted = {k: v for k, v in observation.items() if k in known or k.removesuffix("_is_pad") in known}
-        normalized = codec.normalize_observation(wanted)
-        return codec.unnormalize_actions(sample(normalized, steps, generator)).cpu()
-
-    image_size = int(image_features[0].shape[-1]) if image_features else 64
-    metrics = task.evaluate(
-        policy,
-        num_episodes=settings.episodes,
-        seed=settings.seed,
-        history=info.history,
-        images=bool(image_features),
-        image_size=image_size,
-        action_steps=settings.action_steps,
-    )
+    task = task_of(context)
+    metrics = task.evaluate(task_policy(context, sample, steps, generator), **rollout_options(context, settings))
     metrics["demo_mode_entropy"] = normalized_entropy(task.mode_weights)
     return metrics
 
