@@ -180,8 +180,8 @@ class Case:
 
 
 CASES = (
-    Case("small MLP", 32, 16, 256, 2, 256, steps=1100, warmup=100),
-    Case("mid-sized MLP", 64, 32, 512, 3, 256, steps=140, warmup=20),
+    Case("small MLP", 32, 16, 256, 2, 256, steps=2100, warmup=100),
+    Case("mid-sized MLP", 64, 32, 512, 3, 256, steps=420, warmup=20),
 )
 
 

@@ -169,3 +169,10 @@ def test_env_json_records_each_session(tmp_path: Path) -> None:
     assert {"distribution": "vfp-sample", "version": "0.3.1"}.items() <= next(
         p for p in env["plugins"] if p["name"] == "sample"
     ).items()
+
+
+def test_resuming_with_a_different_model_is_a_clear_error(tmp_path: Path) -> None:
+    run(sample_config("training.max_steps=2"), tmp_path / "run")
+    config, point = prepare_resume(tmp_path / "run", ["training.max_steps=4", "model.net.arch.hidden=16"])
+    with pytest.raises(CheckpointError, match=r"step_00000002\.pt does not fit this config .*net"):
+        run(config, tmp_path / "run", resume=point)

@@ -20,6 +20,7 @@ from torch import nn
 from vfp.engine.building import build_callbacks, build_optimizers
 from vfp.engine.checkpoint import (
     CHECKPOINT_FORMAT,
+    CheckpointError,
     capture_rng_state,
     remove_stale_temporaries,
     restore_rng_state,
@@ -229,7 +230,12 @@ class Engine:
         ema = config.training.ema
         self.ema = WeightAverage(self.models, ema.decay, ema.start_step) if ema.enabled else None
         if resume is not None:
-            self._load_state(resume.payload)
+            try:
+                self._load_state(resume.payload)
+            except (KeyError, RuntimeError, ValueError) as exc:
+                raise CheckpointError(
+                    f"checkpoint {resume.path} does not fit this config ({type(exc).__name__}: {exc})"
+                ) from exc
         self._set_train_mode()
         for optimizer in self.schedule_free:
             optimizer.train()  # type: ignore[attr-defined]
@@ -257,9 +263,13 @@ class Engine:
         self.stream = BatchStream(
             data.train_dataset, data.collate_fn, sampler, device=self.device, num_workers=data.num_workers
         )
-        if resume is not None and self._restore_rng(resume.payload):
-            pass
-        else:
+        restored = resume is not None and self._restore_rng(resume.payload)
+        if not restored:
+            if resume is not None:
+                warnings.warn(
+                    "the checkpoint's random states are for a different number of processes; reseeding",
+                    stacklevel=2,
+                )
             seed_everything(derive_seed(config.seed, TRAIN_STREAM, self.dist.rank, self.step))
         self.context.step = self.step
         self.start_step = self.step
@@ -301,7 +311,12 @@ class Engine:
     def _load_state(self, payload: Mapping[str, Any]) -> None:
         self.step = int(payload["step"])
         for name, module in self.models.items():
-            module.load_state_dict(payload["models"][name])
+            if name not in payload["models"]:
+                raise KeyError(f"it has no model component {name!r}")
+            try:
+                module.load_state_dict(payload["models"][name])
+            except RuntimeError as exc:
+                raise RuntimeError(f"model component {name!r}: {exc}") from exc
         saved_optimizers = payload["optimizers"]
         for name, bundle in self.bundles.items():
             if name not in saved_optimizers:
