@@ -243,6 +243,7 @@ def hand_written_speed(case: Case) -> Speed:
     x, y = make_tensors(BenchDataConfig(type="bench_data", in_dim=case.in_dim, out_dim=case.out_dim))
     model = build_mlp(MlpConfig(type="bench_mlp", hidden=case.hidden, layers=case.layers), case.in_dim, case.out_dim)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    criterion = Mse(MseConfig(type="bench_mse"))  # the loss module the engine's trainer uses
     generator = torch.Generator().manual_seed(0)
     batches_per_epoch = x.shape[0] // case.batch_size
     order = torch.randperm(x.shape[0], generator=generator)
@@ -254,7 +255,7 @@ def hand_written_speed(case: Case) -> Speed:
         if position == 0 and step:
             order = torch.randperm(x.shape[0], generator=generator)
         index = order[position * case.batch_size : (position + 1) * case.batch_size]
-        loss = nn.functional.mse_loss(model(x[index]), y[index])
+        loss = criterion(model(x[index]), y[index])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -275,9 +276,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         for case in CASES:
             hand_runs: list[Speed] = []
             engine_runs: list[Speed] = []
-            for _ in range(args.repeats):
-                hand_runs.append(hand_written_speed(case))
-                engine_runs.append(engine_speed(case, host, Path(tmp)))
+            for repeat in range(args.repeats):  # alternate who goes first, so neither gains from the order
+                if repeat % 2:
+                    engine_runs.append(engine_speed(case, host, Path(tmp)))
+                    hand_runs.append(hand_written_speed(case))
+                else:
+                    hand_runs.append(hand_written_speed(case))
+                    engine_runs.append(engine_speed(case, host, Path(tmp)))
                 print(f"{case.name}: hand-written {hand_runs[-1]}, engine {engine_runs[-1]}", flush=True)
             rows.append((case, hand_runs, engine_runs))
     print(f"\ntorch {torch.__version__}, {torch.get_num_threads()} thread(s), {args.repeats} interleaved runs each; ")

@@ -227,6 +227,11 @@ def evaluate(
     except Exception as exc:
         err().print(traceback.format_exc(), markup=False, highlight=False)
         raise fail(f"evaluation failed: {type(exc).__name__}: {exc}", EXIT_FAILURE) from None
+    if not report.metrics:
+        raise fail(
+            f"nothing to evaluate in {report.checkpoint}: the data has no held-out split and the trainer "
+            "reports no metrics of its own"
+        )
     err().print(f"evaluated {report.checkpoint} (step {report.step}, {report.weights} weights)", highlight=False)
     if as_json:
         print_json(dict(report.metrics))

@@ -53,6 +53,7 @@ __all__ = [
 ]
 
 TRAIN_STREAM = 1
+_NO_CONTEXT = contextlib.nullcontext()
 Status = Literal["completed", "interrupted", "failed"]
 
 
@@ -374,7 +375,7 @@ class Engine:
         """One micro-batch: forward under autocast, the terms summed in float32, backward."""
         batch = next(self.stream)
         self.position += 1
-        sync = self.ddp.no_sync() if self.ddp is not None and micro < self.accum - 1 else contextlib.nullcontext()
+        sync = self.ddp.no_sync() if self.ddp is not None and micro < self.accum - 1 else _NO_CONTEXT
         with sync:
             with self._autocast():
                 output = self._compute_losses(batch)

@@ -13,6 +13,7 @@ import torch
 __all__ = ["autocast", "derive_seed", "resolve_device", "seed_everything", "set_deterministic"]
 
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+_NO_AUTOCAST = contextlib.nullcontext()  # reusable: entered once per micro-batch
 
 
 def resolve_device(requested: str, local_rank: int = 0) -> torch.device:
@@ -66,5 +67,5 @@ def set_deterministic(enabled: bool) -> None:
 def autocast(device: torch.device, precision: str) -> AbstractContextManager[object]:
     """Autocast on the run's own device type for ``bf16``/``fp16``; nothing for ``fp32``."""
     if precision == "fp32":
-        return contextlib.nullcontext()
+        return _NO_AUTOCAST
     return torch.autocast(device_type=device.type, dtype=_AUTOCAST_DTYPES[precision])

@@ -83,6 +83,8 @@ class ShardedBatchSampler:
 
 def batch_to_device(batch: Mapping[str, Any], device: torch.device, non_blocking: bool = False) -> Batch:
     """Move every tensor of a batch to ``device`` (other values pass through)."""
+    if device.type == "cpu" and all(not isinstance(v, torch.Tensor) or v.device.type == "cpu" for v in batch.values()):
+        return dict(batch)
     return {
         key: value.to(device, non_blocking=non_blocking) if isinstance(value, torch.Tensor) else value
         for key, value in batch.items()
