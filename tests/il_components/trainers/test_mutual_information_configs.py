@@ -19,20 +19,6 @@ FAST = [
     "trainer.mode_probe.samples=64",
     "trainer.mode_probe.fit_steps=10",
 ]
-ENGINE_CHANGE = (
-    "needs the engine's evaluation to skip action_mse for trainers with samples_actions = False "
-    "(vfp.engine.evaluate._action_mse)"
-)
-
-
-def _engine_skips_action_sampling() -> bool:
-    import inspect
-
-    from vfp.engine import evaluate
-
-    return "samples_actions" in inspect.getsource(evaluate)
-
-
 @pytest.mark.parametrize("name", NAMES)
 def test_packaged_config_validates(name: str) -> None:
     config = load_experiment(name).config
@@ -46,7 +32,6 @@ def test_exp1_uses_the_same_data_and_steps_as_the_other_exp1_configs() -> None:
     assert config.training.max_steps == base.training.max_steps
 
 
-@pytest.mark.xfail(not _engine_skips_action_sampling(), reason=ENGINE_CHANGE, strict=True)
 @pytest.mark.parametrize("name", NAMES)
 def test_packaged_config_trains_and_evaluates(name: str, tmp_path: Path) -> None:
     run = tmp_path / "run"

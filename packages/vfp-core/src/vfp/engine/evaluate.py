@@ -36,9 +36,13 @@ def _batch_size(batch: Batch) -> int:
 
 
 def _action_mse(trainer: Trainer, batch: Batch, steps: int | None) -> torch.Tensor | None:
-    """Mean squared error of sampled action chunks against the batch's, over unpadded steps."""
+    """Mean squared error of sampled action chunks against the batch's, over unpadded steps.
+
+    None when the batch has no actions or the trainer does not sample actions (``samples_actions =
+    False``, e.g. an estimator that only analyses another policy's latent).
+    """
     target = batch.get("action")
-    if target is None:
+    if target is None or not getattr(trainer, "samples_actions", True):
         return None
     observation = {k: v for k, v in batch.items() if k.startswith("observation.")}
     predicted = trainer.sample_actions(observation, steps)

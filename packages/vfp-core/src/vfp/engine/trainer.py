@@ -71,6 +71,9 @@ class Trainer(Protocol):
     Build it as ``target(config, context)``. Every trainable module must come from
     ``context.build_model(name, **dims)``: those are the modules the engine optimizes, averages,
     saves and wraps for data parallelism.
+
+    A trainer that cannot sample actions (an estimator that analyses another policy) sets the class
+    attribute ``samples_actions = False``; evaluation then skips the sampled-action error.
     """
 
     def compute_losses(self, batch: Batch) -> LossOutput | tuple[Mapping[str, torch.Tensor], Mapping[str, MetricValue]]:
