@@ -167,3 +167,12 @@ def test_warmup_not_shorter_than_training_is_an_error_at_build() -> None:
 def test_onecycle_too_short_for_its_rising_phase_is_an_error_at_build() -> None:
     with pytest.raises(ValueError, match="must exceed 1"):
         onecycle(total_steps=3)
+
+
+def test_onecycle_refuses_a_checkpoint_with_another_cycle_length() -> None:
+    saved = onecycle(total_steps=100)
+    resumed = onecycle(total_steps=200)
+    assert resumed.scheduler is not None
+    assert saved.scheduler is not None
+    with pytest.raises(ValueError, match="cycle is 100 steps long but this run has 200"):
+        resumed.scheduler.load_state_dict(saved.scheduler.state_dict())

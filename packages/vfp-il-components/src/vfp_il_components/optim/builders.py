@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import schedulefree
 import torch
 from torch.optim.lr_scheduler import LambdaLR, OneCycleLR
@@ -11,7 +13,25 @@ from vfp_il_components.optim.groups import configure_groups
 from vfp_il_components.optim.schedules import warmup_cosine
 from vfp_il_components.optim.specs import AdamWCosineConfig, OneCycleConfig, ScheduleFreeConfig
 
-__all__ = ["build_adamw_cosine", "build_onecycle", "build_schedule_free"]
+__all__ = ["CheckedOneCycleLR", "build_adamw_cosine", "build_onecycle", "build_schedule_free"]
+
+
+class CheckedOneCycleLR(OneCycleLR):
+    """``OneCycleLR`` that refuses a saved state whose cycle has a different length.
+
+    torch would take the saved ``total_steps`` silently, so a run resumed with a larger
+    ``training.max_steps`` would fail with "Tried to step ... times" when the old cycle ran out.
+    """
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        saved = state_dict.get("total_steps")
+        if saved is not None and saved != self.total_steps:
+            raise ValueError(
+                f"onecycle: the checkpoint's cycle is {saved} steps long but this run has {self.total_steps}; "
+                "a one-cycle schedule cannot be stretched on resume: keep training.max_steps at "
+                f"{saved}, or use adamw_cosine or schedule_free to extend runs"
+            )
+        super().load_state_dict(state_dict)
 
 
 def _check_total_steps(name: str, total_steps: int, warmup_steps: int = 0) -> None:
@@ -53,7 +73,7 @@ def build_onecycle(config: OneCycleConfig, param_groups: ParamGroups, total_step
     optimizer = torch.optim.AdamW(
         groups, lr=config.lr, betas=config.betas, eps=config.eps, weight_decay=config.weight_decay
     )
-    scheduler = OneCycleLR(
+    scheduler = CheckedOneCycleLR(
         optimizer,
         max_lr=[group["lr"] for group in groups],
         total_steps=total_steps,
