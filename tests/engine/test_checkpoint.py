@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import assert_weights_equal, final_weights, run, sample_config
+from engine_helpers import assert_weights_equal, final_weights, run, sample_config
 
 from vfp.engine import CheckpointError, load_checkpoint
 from vfp.engine.checkpoint import (

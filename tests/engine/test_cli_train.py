@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import vfp_cli
+from engine_helpers import vfp_cli
 
 from vfp.config import load_experiment
 

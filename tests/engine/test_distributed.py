@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import final_weights, run, sample_config, vfp_cli
+from engine_helpers import final_weights, run, sample_config, vfp_cli
 
 from vfp.engine.sampler import ShardedBatchSampler
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import Recorder, final_weights, run, sample_config
+from engine_helpers import Recorder, final_weights, run, sample_config
 
 from vfp.engine import NonFiniteLossError, RunDirectoryError
 from vfp.engine.checkpoint import list_step_checkpoints, load_checkpoint

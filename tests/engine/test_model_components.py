@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import Recorder, final_weights, run, two_part_config
+from engine_helpers import Recorder, final_weights, run, two_part_config
 
 from vfp import PluginHost
 from vfp.config import ConfigError
@@ -99,7 +99,7 @@ def test_an_optimizer_no_component_uses_is_a_config_error(tmp_path: Path, two_pa
 
 
 def test_a_component_the_config_lacks_is_a_config_error_naming_it(tmp_path: Path, two_part_host: PluginHost) -> None:
-    from conftest import TWO_PART_YAML
+    from engine_helpers import TWO_PART_YAML
 
     from vfp.config import load_experiment
 
@@ -114,3 +114,21 @@ def test_evaluation_passes_the_integration_steps_to_the_trainer(tmp_path: Path, 
     run(two_part_config(tmp_path, two_part_host), tmp_path / "run")
     assert evaluate_checkpoint(tmp_path / "run", steps=7).metrics["steps_seen"] == 7
     assert evaluate_checkpoint(tmp_path / "run").metrics["steps_seen"] == -1
+
+
+def test_evaluation_skips_action_error_for_trainers_that_sample_no_actions(
+    tmp_path: Path, two_part_host: PluginHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine_test_components import TwoPartTrainer
+
+    run(two_part_config(tmp_path, two_part_host), tmp_path / "run")
+    assert "action_mse" in evaluate_checkpoint(tmp_path / "run").metrics
+
+    def refuse(self: object, observation: object, steps: int | None = None) -> None:
+        raise NotImplementedError("not a policy")
+
+    monkeypatch.setattr(TwoPartTrainer, "samples_actions", False, raising=False)
+    monkeypatch.setattr(TwoPartTrainer, "sample_actions", refuse)
+    metrics = evaluate_checkpoint(tmp_path / "run").metrics
+    assert "action_mse" not in metrics
+    assert "loss" in metrics

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import assert_weights_equal, final_weights, run, sample_config
+from engine_helpers import assert_weights_equal, final_weights, run, sample_config
 
 import vfp
 from vfp.engine import find_checkpoint, load_checkpoint
