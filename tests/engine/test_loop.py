@@ -197,3 +197,26 @@ def test_dataloader_workers_give_the_same_training_as_in_process_fetching(tmp_pa
     run(sample_config(*common, "data.num_workers=2"), tmp_path / "workers")
     inline, workers = final_weights(tmp_path / "inline")["net"], final_weights(tmp_path / "workers")["net"]
     assert all(torch.equal(inline[k], workers[k]) for k in inline)
+
+
+def test_threads_setting_applies_during_the_run_and_is_restored(tmp_path: Path) -> None:
+    import vfp
+
+    seen: list[int] = []
+
+    class ThreadProbe:
+        @vfp.hookimpl
+        def vfp_on_train_start(self, run: object) -> None:
+            seen.append(torch.get_num_threads())
+
+    before = torch.get_num_threads()
+    wanted = 1 if before != 1 else 2
+    host = vfp.get_host()
+    probe = ThreadProbe()
+    host.register_object(probe, "thread-probe")
+    try:
+        run(sample_config("training.max_steps=2", f"threads={wanted}"), tmp_path / "run")
+    finally:
+        host.unregister_object(probe)
+    assert seen == [wanted]
+    assert torch.get_num_threads() == before

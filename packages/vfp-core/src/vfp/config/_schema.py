@@ -98,6 +98,12 @@ class ExperimentConfig(StrictModel):
     precision: Literal["fp32", "bf16", "fp16"] = Field(
         "fp32", description="fp32, or autocast in bf16/fp16 on the run's device."
     )
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="CPU threads torch may use per process (null: torch's default). Small policies on a "
+        "shared or small machine often train fastest with 1.",
+    )
     data: ComponentConfig
     model: dict[str, ModelComponentConfig] = Field(default_factory=dict)
     losses: dict[str, LossConfig] = Field(default_factory=dict)

@@ -206,6 +206,9 @@ class Engine:
         self.dist.init_process_group(config.distributed.backend, self.device)
         self._deterministic_before = torch.are_deterministic_algorithms_enabled()
         set_deterministic(config.deterministic)
+        if config.threads is not None:
+            self._threads_before = torch.get_num_threads()
+            torch.set_num_threads(config.threads)
         seed_everything(config.seed)
         config_file = str(self.options.config_source or self.run_dir.config_file)
         self.built: BuiltTrainer = build_trainer(
@@ -689,6 +692,8 @@ class Engine:
         self.callbacks.clear()
         if hasattr(self, "_deterministic_before"):
             set_deterministic(self._deterministic_before)
+        if hasattr(self, "_threads_before"):
+            torch.set_num_threads(self._threads_before)
         with contextlib.suppress(Exception):
             self.dist.barrier() if status == "completed" else None
         self.dist.shutdown()
