@@ -20,7 +20,7 @@ LEROBOT_INSTALL_HINT = 'pip install "vfp-il-components[lerobot]"'
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, defer_build=True)
 
 
 class DemoGenerationConfig(_Strict):

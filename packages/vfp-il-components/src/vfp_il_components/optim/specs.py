@@ -36,7 +36,7 @@ Beta = Annotated[float, Field(ge=0.0, lt=1.0)]
 class ComponentGroupConfig(BaseModel):
     """Settings of one model component's parameter group."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, defer_build=True)
 
     lr_scale: float = Field(
         1.0, ge=0.0, description="Multiplies every learning rate of the schedule for this component."
