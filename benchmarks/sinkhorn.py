@@ -19,9 +19,11 @@ matched-accuracy comparison at smaller blur, where plain Sinkhorn iterations (PO
 than epsilon-scaling (geomloss); its reference is geomloss in float64 with scaling 0.995.
 
 Peak memory is the growth of the process's peak resident set (VmHWM, reset through
-/proc/self/clear_refs) during one forward + backward, with glibc's mmap threshold fixed so that freed
-tensors leave the resident set. Times are the fastest of --repeat runs; CPU seconds (all threads) are
-given too because they are less disturbed by other load on a shared machine, and ratios use them.
+/proc/self/clear_refs) during one forward + backward, measured in a child process where glibc's mmap
+threshold is fixed so that freed tensors leave the resident set (this slows allocation, so the timings
+are taken in the parent process without it). Times are the fastest of --repeat runs, with one torch thread
+by default (--threads): with two threads on a 2-core machine shared with other work, OpenMP barriers
+turned every preemption into stalls of up to a second. CPU seconds are given too and ratios use them.
 """
 
 from __future__ import annotations
@@ -29,9 +31,11 @@ from __future__ import annotations
 import argparse
 import ctypes
 import ctypes.util
+import json
 import math
 import os
 import re
+import subprocess
 import sys
 import time
 import warnings
@@ -61,7 +65,6 @@ CLEAR_REFS = Path("/proc/self/clear_refs")
 class Measurement:
     wall: float
     cpu: float
-    peak_mb: float | None
     value: float
 
 
@@ -79,7 +82,7 @@ def _status_kb(key: str) -> int:
 
 
 def _fixed_mmap_threshold() -> bool:
-    """Make glibc serve large blocks with mmap and return them on free, for every size.
+    """Make glibc serve large blocks with mmap and return them to the system on free, for every size.
 
     glibc raises its mmap threshold after large frees, after which big tensors come from the heap and
     stay resident when freed: later runs would then reuse those pages and show no memory growth.
@@ -101,20 +104,63 @@ def _reset_peak() -> bool:
 
 def measure(run: Callable[[], float], repeat: int) -> Measurement:
     """Fastest wall and CPU seconds of ``run`` over ``repeat`` runs (forward + backward, returns the
-    value): the minimum is the least disturbed by other load. The first run also gives the peak memory."""
+    value): the minimum is the least disturbed by other load."""
     walls, cpus = [], []
-    peak_mb: float | None = None
     value = math.nan
-    for index in range(repeat):
-        tracked = index == 0 and _reset_peak()
-        before = _status_kb("VmRSS")
+    for _ in range(repeat):
         wall, cpu = time.perf_counter(), time.process_time()
         value = run()
         walls.append(time.perf_counter() - wall)
         cpus.append(time.process_time() - cpu)
-        if tracked:
-            peak_mb = max(0, _status_kb("VmHWM") - before) / 1024
-    return Measurement(min(walls), min(cpus), peak_mb, value)
+    return Measurement(min(walls), min(cpus), value)
+
+
+def peak_memory_mb(run: Callable[[], float]) -> float | None:
+    """Growth of the peak resident set during one run, in MB (None where it cannot be measured)."""
+    if not _reset_peak():
+        return None
+    before = _status_kb("VmRSS")
+    run()
+    return max(0, _status_kb("VmHWM") - before) / 1024
+
+
+def methods(size: int, args: argparse.Namespace, iterations: int) -> dict[str, Callable[[], float] | None]:
+    """The runs of the main table at one batch size (None: skipped at this size)."""
+    x, y = chunks(size)
+    return {
+        "geomloss": geomloss_run(x, y, args.blur, args.scaling),
+        "geomloss debiased": geomloss_run(x, y, args.blur, args.scaling, debias=True),
+        "POT solve": pot_solve_run(x, y, args.blur, iterations) if size <= args.max_pot_solve else None,
+        "POT sinkhorn2": pot_sinkhorn2_run(x, y, args.blur, iterations) if size <= args.max_pot_sinkhorn2 else None,
+    }
+
+
+def memory_worker(args: argparse.Namespace) -> None:
+    """Child process: print the peak memory growth of every run of the main table, as JSON.
+
+    Separate from the timings because it fixes glibc's mmap threshold, which slows allocation down.
+    """
+    fixed = _fixed_mmap_threshold()
+    geomloss_run(*chunks(64), args.blur, args.scaling)()  # warm-up: one-time allocations
+    pot_solve_run(*chunks(64), args.blur, 5)()
+    peaks: dict[str, float | None] = {}
+    for size in [size for size in BATCH_SIZES if size <= args.max_batch]:
+        for name, run in methods(size, args, args.memory_worker).items():
+            if run is not None:
+                peaks[f"{name}:{size}"] = peak_memory_mb(run) if fixed else None
+    print(json.dumps(peaks))
+
+
+def measure_memory(args: argparse.Namespace, iterations: int) -> dict[str, float | None]:
+    command = [sys.executable, __file__, "--memory-worker", str(iterations)]
+    for option in ("blur", "scaling", "max_batch", "max_pot_solve", "max_pot_sinkhorn2"):
+        command += [f"--{option.replace('_', '-')}", str(getattr(args, option))]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        print(f"(memory worker failed: {done.stderr.strip().splitlines()[-1:]})")
+        return {}
+    peaks: dict[str, float | None] = json.loads(done.stdout.strip().splitlines()[-1])
+    return peaks
 
 
 def geomloss_run(
@@ -230,12 +276,23 @@ def main() -> None:
     parser.add_argument("--max-pot-solve", type=int, default=4096, help="largest batch for POT solve")
     parser.add_argument("--max-pot-sinkhorn2", type=int, default=1024, help="largest batch for POT sinkhorn2")
     parser.add_argument("--max-reference", type=int, default=1024, help="largest batch with a float64 reference")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5, help="runs per timing (2 for B >= 2048); the fastest counts")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads; 1 (default) keeps timings steady when other processes compete for the cores",
+    )
     parser.add_argument("--skip-blur-table", action="store_true")
+    parser.add_argument("--memory-worker", type=int, default=0, help=argparse.SUPPRESS)  # POT iterations
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     warnings.filterwarnings("ignore", message="Sinkhorn did not converge")
     warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True")
+    torch.set_num_threads(args.threads)
+    if args.memory_worker:
+        memory_worker(args)
+        return
     started = time.perf_counter()
     sizes = [size for size in BATCH_SIZES if size <= args.max_batch]
 
@@ -246,10 +303,8 @@ def main() -> None:
     except ImportError:
         keops = "pykeops is NOT installed: geomloss's online/multiscale (KeOps) backends were not measured"
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, POT {ot.__version__}")
-    memory = "from VmHWM" if _reset_peak() else "NOT measured (no /proc/self/clear_refs)"
-    if not _fixed_mmap_threshold():
-        memory += " (glibc mmap threshold not fixed: growth may be under-reported)"
-    print(f"{keops}; peak memory {memory}")
+    memory = "peak memory from VmHWM, in a separate process" if _reset_peak() else "peak memory NOT measured"
+    print(f"{keops}; {memory}")
     print(f"p=2, blur={args.blur} (epsilon={args.blur**2:g}), points of R^{HORIZON * ACTION_DIM}, debias=False\n")
 
     # Calibration of POT's iteration count to geomloss's accuracy, at one size.
@@ -283,20 +338,18 @@ def main() -> None:
         "POT solve": ([], []),
         "POT sinkhorn2": ([], []),
     }
+    peaks = measure_memory(args, iterations)
     measure(geomloss_run(*chunks(64), args.blur, args.scaling), 1)  # warm-up
     for size in sizes:
         x, y = chunks(size)
-        repeat = args.repeat if size <= 1024 else 1
-        runs: dict[str, Measurement | None] = {
-            "geomloss": measure(geomloss_run(x, y, args.blur, args.scaling), repeat),
-            "geomloss debiased": measure(geomloss_run(x, y, args.blur, args.scaling, debias=True), repeat),
-            "POT solve": measure(pot_solve_run(x, y, args.blur, iterations), repeat)
-            if size <= args.max_pot_solve
-            else None,
-            "POT sinkhorn2": measure(pot_sinkhorn2_run(x, y, args.blur, iterations), repeat)
-            if size <= args.max_pot_sinkhorn2
-            else None,
+        repeat = args.repeat if size <= 1024 else min(args.repeat, 2)
+        runs = {
+            name: None if run is None else measure(run, repeat) for name, run in methods(size, args, iterations).items()
         }
+
+        def peak(name: str, size: int = size) -> str:
+            return fmt(peaks.get(f"{name}:{size}"), ".0f")
+
         for name, run in runs.items():
             if run is not None:
                 timings[name][0].append(size)
@@ -308,14 +361,14 @@ def main() -> None:
         solve_cells = ["-", "-", "-", "-"]
         if solve is not None:
             solve_cells = [
-                fmt(solve.peak_mb, ".0f"),
+                peak("POT solve"),
                 f"{solve.cpu / geo.cpu:.2f}",
                 fmt(relative_error(solve.value, ref), ".1e"),
                 f"{abs(geo.value - solve.value) / abs(solve.value):.1e}",
             ]
         print(
-            f"| {size} | {ms(geo)} | {fmt(geo.peak_mb, '.0f')} | {ms(debiased)} | {ms(solve)} | {solve_cells[0]} "
-            f"| {ms(autodiff)} | {fmt(autodiff.peak_mb if autodiff else None, '.0f')} | {solve_cells[1]} "
+            f"| {size} | {ms(geo)} | {peak('geomloss')} | {ms(debiased)} | {ms(solve)} | {solve_cells[0]} "
+            f"| {ms(autodiff)} | {peak('POT sinkhorn2')} | {solve_cells[1]} "
             f"| {fmt(relative_error(geo.value, ref), '.1e')} | {solve_cells[2]} | {solve_cells[3]} |"
         )
     skipped = [
@@ -333,6 +386,13 @@ def main() -> None:
         if len(large) >= 2:
             exponent = fit_exponent([s for s, _ in large], [t for _, t in large])
             print(f"- {name}: k = {exponent:.2f} (B = {large[0][0]}..{large[-1][0]})")
+    print("Peak memory ~ B^k fitted for B >= 256:")
+    for name in timings:
+        points = [(size, peaks.get(f"{name}:{size}")) for size in sizes if size >= 256]
+        known = [(size, mb) for size, mb in points if mb]
+        if len(known) >= 2:
+            exponent = fit_exponent([s for s, _ in known], [mb for _, mb in known])
+            print(f"- {name}: k = {exponent:.2f} (B = {known[0][0]}..{known[-1][0]})")
 
     # Accuracy / speed trade of geomloss's scaling, with the POT iterations that match each accuracy.
     x, y = chunks(CALIBRATION_SIZE)
