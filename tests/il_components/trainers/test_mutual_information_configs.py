@@ -19,6 +19,8 @@ FAST = [
     "trainer.mode_probe.samples=64",
     "trainer.mode_probe.fit_steps=10",
 ]
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_packaged_config_validates(name: str) -> None:
     config = load_experiment(name).config
