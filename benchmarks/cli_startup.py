@@ -100,7 +100,12 @@ def main() -> None:
             listed = subprocess.run([vfp, "plugins", "list", "--json"], env=env, capture_output=True, text=True)
             if listed.returncode != 0 or listed.stdout.count('"status": "ok"') < count:
                 raise SystemExit(f"dummy plugins were not all loaded:\n{listed.stderr}")
-            for label, cmd in [("vfp --help", [vfp, "--help"]), ("vfp plugins list", [vfp, "plugins", "list"])]:
+            commands = [
+                ("vfp --help", [vfp, "--help"]),
+                ("vfp plugins list", [vfp, "plugins", "list"]),
+                ("vfp plugins list --json", [vfp, "plugins", "list", "--json"]),
+            ]
+            for label, cmd in commands:
                 rows.append((label, count, median_seconds(cmd, env, args.repeat)))
 
     torch_wall, torch_cpu = baselines["python -c 'import torch'"]
