@@ -293,7 +293,8 @@ class Engine:
         if self.is_main:
             self._prepare_run_dir()
             for index, callback in enumerate(build_callbacks(config, self.host.registry)):
-                self.host.register_object(callback, name=f"run-callback-{index}-{type(callback).__name__}")
+                name = f"run-callback-{index}-{type(callback).__name__}-{id(callback):x}"
+                self.host.register_object(callback, name=name)
                 self.callbacks.append(callback)
 
     def _prepare_run_dir(self) -> None:
@@ -396,10 +397,13 @@ class Engine:
                 self.scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
             else:
                 loss.backward()  # type: ignore[no-untyped-call]
-        for name, term in terms.items():  # kept as tensors: read only when logging (no sync per step)
-            acc.terms.setdefault(name, []).append(term.detach())
+        # kept as tensors, read only when logging (no sync per step); cloned so that no value keeps
+        # the storage of the trainer's tensors alive (holding those slowed every step measurably)
+        for name, term in terms.items():
+            acc.terms.setdefault(name, []).append(term.detach().clone())
         for name, metric in metrics.items():
-            acc.metrics.setdefault(name, []).append(metric.detach() if isinstance(metric, torch.Tensor) else metric)
+            value = metric.detach().clone() if isinstance(metric, torch.Tensor) else metric
+            acc.metrics.setdefault(name, []).append(value)
         acc.micro_batches += 1
         return total.detach()
 
@@ -429,7 +433,7 @@ class Engine:
         for bundle in self.bundles.values():
             bundle.optimizer.zero_grad(set_to_none=True)
         if grad_norm is not None:
-            acc.grad_norms.append(grad_norm.detach())
+            acc.grad_norms.append(grad_norm.detach().clone())
         acc.steps += 1
 
     def _check_finite(self, loss: torch.Tensor, grad_norm: torch.Tensor | None, acc: _Accumulator) -> None:
