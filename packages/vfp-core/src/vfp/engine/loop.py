@@ -147,14 +147,30 @@ class _LossModule(nn.Module):
 
 @dataclass
 class _Accumulator:
-    """Training values since the last logging step (kept as tensors: no sync per step)."""
+    """Running sums of the training values since the last logging step.
 
-    terms: dict[str, list[torch.Tensor]] = field(default_factory=dict)
-    metrics: dict[str, list[Any]] = field(default_factory=dict)
-    grad_norms: list[torch.Tensor] = field(default_factory=list)
+    Tensors stay on the device and are read only when logging (no sync per step); they are summed
+    in place, so nothing the trainer returned is kept alive from one step to the next.
+    """
+
+    terms: dict[str, torch.Tensor] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    grad_norm: torch.Tensor | None = None
     micro_batches: int = 0
     steps: int = 0
     started: float = field(default_factory=time.perf_counter)
+
+    @staticmethod
+    def add(sums: dict[str, Any], name: str, value: Any) -> None:
+        previous = sums.get(name)
+        if isinstance(value, torch.Tensor):
+            value = value.detach()
+            if isinstance(previous, torch.Tensor):
+                previous.add_(value)
+            else:
+                sums[name] = value.float().clone() + (previous or 0.0)
+        else:
+            sums[name] = (previous if previous is not None else 0.0) + float(value)
 
 
 def _checked_output(output: Any, trainer_type: str) -> tuple[Mapping[str, torch.Tensor], Mapping[str, Any]]:
@@ -397,13 +413,10 @@ class Engine:
                 self.scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
             else:
                 loss.backward()  # type: ignore[no-untyped-call]
-        # kept as tensors, read only when logging (no sync per step); cloned so that no value keeps
-        # the storage of the trainer's tensors alive (holding those slowed every step measurably)
         for name, term in terms.items():
-            acc.terms.setdefault(name, []).append(term.detach().clone())
+            acc.add(acc.terms, name, term)
         for name, metric in metrics.items():
-            value = metric.detach().clone() if isinstance(metric, torch.Tensor) else metric
-            acc.metrics.setdefault(name, []).append(value)
+            acc.add(acc.metrics, name, metric)
         acc.micro_batches += 1
         return total.detach()
 
@@ -433,7 +446,8 @@ class Engine:
         for bundle in self.bundles.values():
             bundle.optimizer.zero_grad(set_to_none=True)
         if grad_norm is not None:
-            acc.grad_norms.append(grad_norm.detach().clone())
+            norm = grad_norm.detach().float()
+            acc.grad_norm = norm.clone() if acc.grad_norm is None else acc.grad_norm.add_(norm)
         acc.steps += 1
 
     def _check_finite(self, loss: torch.Tensor, grad_norm: torch.Tensor | None, acc: _Accumulator) -> None:
@@ -459,11 +473,10 @@ class Engine:
         if finite:
             return
         step = self.step + 1
-        for name, terms in acc.terms.items():
-            for term in terms[-self.accum :]:  # this step's micro-batches
-                value = float(term)
-                if not math.isfinite(value):
-                    raise NonFiniteLossError(f"loss term {name!r}", step, value)
+        for name, total in acc.terms.items():  # sums of finite values until this step
+            value = float(total)
+            if not math.isfinite(value):
+                raise NonFiniteLossError(f"loss term {name!r}", step, value)
         if not math.isfinite(values[0]):
             raise NonFiniteLossError("the loss", step, values[0])
         norm = values[1] if check_norm else float("nan")
@@ -471,24 +484,25 @@ class Engine:
 
     def _log(self, acc: _Accumulator) -> dict[str, float]:
         """Means since the last logging step: loss, each term, the trainer's metrics, grad norm, lr."""
+        micro = max(acc.micro_batches, 1)
         names: list[str] = []
         tensors: list[torch.Tensor] = []
         plain: dict[str, float] = {}
-        term_means = {name: torch.stack(values).float().mean() for name, values in acc.terms.items()}
-        if term_means:
+        if acc.terms:
             names.append("loss")
-            tensors.append(torch.stack(list(term_means.values())).sum())
-        names.extend(term_means)
-        tensors.extend(term_means.values())
-        for name, values in acc.metrics.items():
-            if all(isinstance(v, torch.Tensor) for v in values):
+            tensors.append(torch.stack(list(acc.terms.values())).sum() / micro)
+        for name, total in acc.terms.items():
+            names.append(name)
+            tensors.append(total / micro)
+        for name, total in acc.metrics.items():
+            if isinstance(total, torch.Tensor):
                 names.append(name)
-                tensors.append(torch.stack(values).float().mean().to(self.device))
+                tensors.append((total / micro).to(self.device))
             else:
-                plain[name] = sum(float(v) for v in values) / len(values)
-        if acc.grad_norms:
+                plain[name] = total / micro
+        if acc.grad_norm is not None:
             names.append("grad_norm")
-            tensors.append(torch.stack(acc.grad_norms).float().mean())
+            tensors.append(acc.grad_norm / max(acc.steps, 1))
         reduced = self.dist.mean(torch.stack(tensors)) if tensors else torch.zeros(0)
         metrics = dict(zip(names, reduced.tolist(), strict=True))
         metrics.update(plain)
