@@ -225,6 +225,13 @@ class ObservationHistory:
         return batch
 
 
+def reset_policy(policy: Policy) -> None:
+    """Call the policy's ``reset()`` before a rollout, if it has one."""
+    reset = getattr(policy, "reset", None)
+    if callable(reset):
+        reset()
+
+
 def call_policy(policy: Policy, obs: dict[str, torch.Tensor], num_episodes: int, action_dim: int) -> FloatArray:
     """Query ``policy`` and check that it returned an action chunk (B, H, A)."""
     with torch.no_grad():
@@ -302,9 +309,7 @@ class PointMassTask(Task):
     ) -> RolloutResult:
         rng = np.random.default_rng(seed)
         env = self.make_env(rng, num_episodes)
-        reset = getattr(policy, "reset", None)
-        if callable(reset):
-            reset()
+        reset_policy(policy)
         observations = ObservationHistory(history, self._frame(env, images, image_size))
         initial_states = env.observe().copy()
         first_chunk: FloatArray | None = None

@@ -22,6 +22,7 @@ from vfp_il_components.tasks.base import (
     RolloutResult,
     Task,
     call_policy,
+    reset_policy,
 )
 from vfp_il_components.tasks.render import Disk, render_disks
 
@@ -133,9 +134,7 @@ class MixtureTask(Task):
         """One query per episode at its first step; every executed action of the chunk must be on one mode."""
         rng = np.random.default_rng(seed)
         contexts = self.sample_contexts(rng, num_episodes)
-        reset = getattr(policy, "reset", None)
-        if callable(reset):
-            reset()
+        reset_policy(policy)
         frame: dict[str, NDArray[Any]] = {STATE_KEY: contexts}
         if images:
             frame["observation.image"] = self.render(contexts, image_size)
