@@ -1,18 +1,22 @@
 """Every packaged experiment of vfp-configs validates and trains a few steps through `vfp train`.
 
-Each run uses a small generated dataset in ``tmp_path`` (the configs' ``data.generate`` writes it)
-and the JSONL logger only; evaluation settings that cost time are shrunk by overrides.
+Each run uses a small generated dataset (the configs' ``data.generate`` writes it; configs that generate
+the same data share one file) and the JSONL logger only; evaluation settings that cost time are shrunk by
+overrides. ``mutual_information_estimator/vfp_run`` is pointed at the quickstart run trained here.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+import torch
 
 from vfp._plugins import get_host, reset_host
 from vfp.config import ConfigCatalog, ExperimentConfig, load_experiment
@@ -97,27 +101,75 @@ def test_every_exp2_sees_images(name: str) -> None:
     assert config.data.generate.images  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("name", EXPERIMENTS)
-def test_packaged_experiment_trains_a_few_steps(name: str, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def demos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder of generated demos for the module: a file per distinct ``data.generate`` setting."""
+    return tmp_path_factory.mktemp("demos")
+
+
+def _data_path(config: ExperimentConfig, folder: Path) -> Path:
+    generate = getattr(config.data, "generate", None)
+    settings = json.dumps(generate.model_dump() if generate is not None else None, sort_keys=True, default=str)
+    return folder / f"{hashlib.sha256(settings.encode()).hexdigest()[:12]}.hdf5"
+
+
+def _train(name: str, run_dir: Path, demos: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     config = load_experiment(name, []).config
-    run_dir = tmp_path / "run"
-    result = _vfp(
-        "train", name, *_fast_overrides(config, tmp_path / "demos.hdf5"), "--run-dir", str(run_dir), cwd=tmp_path
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert (run_dir / "checkpoints" / "latest").exists()
-    steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert max(steps) == 3
+    overrides = _fast_overrides(config, _data_path(config, demos))
+    return _vfp("train", name, *overrides, *extra, "--run-dir", str(run_dir), cwd=run_dir.parent)
 
 
 @pytest.fixture(scope="module")
-def quickstart_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("quickstart")
-    config = load_experiment("quickstart", []).config
-    overrides = [*_fast_overrides(config, folder / "demos.hdf5"), "training.max_steps=5"]
-    result = _vfp("train", "quickstart", *overrides, "--run-dir", str(folder / "run"), cwd=folder)
+def quickstart_run(tmp_path_factory: pytest.TempPathFactory, demos: Path) -> Path:
+    run_dir = tmp_path_factory.mktemp("quickstart") / "run"
+    result = _train("quickstart", run_dir, demos, "training.max_steps=5")
     assert result.returncode == 0, result.stdout + result.stderr
-    return folder / "run"
+    return run_dir
+
+
+MI_ON_VFP = "mutual_information_estimator/vfp_run"  # needs a VFP run: its own test below
+
+
+@pytest.mark.parametrize("name", [n for n in EXPERIMENTS if n != MI_ON_VFP])
+def test_packaged_experiment_trains_a_few_steps(name: str, tmp_path: Path, demos: Path, request: Any) -> None:
+    if name == "quickstart":  # trained once, by the fixture the eval tests share (5 steps)
+        run_dir = request.getfixturevalue("quickstart_run")
+    else:
+        run_dir = tmp_path / "run"
+        result = _train(name, run_dir, demos)
+        assert result.returncode == 0, result.stdout + result.stderr
+    assert (run_dir / "checkpoints" / "latest").exists()
+    steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert max(steps) == (5 if name == "quickstart" else 3)
+
+
+def _weights(run_dir: Path, component: str) -> dict[str, torch.Tensor]:
+    from vfp.engine.checkpoint import load_component_weights
+
+    return load_component_weights(run_dir, component)
+
+
+def test_mi_on_a_vfp_run_loads_and_keeps_its_encoder(quickstart_run: Path, tmp_path: Path, demos: Path) -> None:
+    run_dir = tmp_path / "mi"
+    overrides = [f"model.obs_encoder.init_from={quickstart_run}", f"model.posterior.init_from={quickstart_run}"]
+    result = _train(MI_ON_VFP, run_dir, demos, *overrides)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for component in ("obs_encoder", "posterior"):
+        loaded, source = _weights(run_dir, component), _weights(quickstart_run, component)
+        assert loaded.keys() == source.keys()
+        for key in source:  # frozen: the MI run's weights are still the VFP run's, bit for bit
+            assert torch.equal(loaded[key], source[key]), f"{component}.{key}"
+    logged = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert max(record["step"] for record in logged) == 3
+    assert any(key.startswith("mi/") for record in logged for key in record)
+
+
+def test_mi_on_a_vfp_run_names_a_missing_run(tmp_path: Path, demos: Path) -> None:
+    run_dir = tmp_path / "mi"
+    result = _train(MI_ON_VFP, run_dir, demos, f"model.posterior.init_from={tmp_path / 'no-such-run'}")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "model.obs_encoder.init_from" in result.stderr or "model.posterior.init_from" in result.stderr
+    assert not (run_dir / "checkpoints" / "latest").exists()
 
 
 def test_quickstart_prints_its_closed_loop_metrics(quickstart_run: Path) -> None:

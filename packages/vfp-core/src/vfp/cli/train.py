@@ -179,6 +179,8 @@ def train(
         raise typer.Exit(130) from None
     except (ComponentBuildError, PluginError, CheckpointError) as exc:
         raise fail(str(exc)) from None
+    except typer.Exit:  # a config error found while building (already reported by config_errors)
+        raise
     except Exception as exc:
         err().print(traceback.format_exc(), markup=False, highlight=False)
         raise fail(f"training failed: {type(exc).__name__}: {exc}") from None
@@ -224,6 +226,8 @@ def evaluate(
             report = evaluate_checkpoint(location, steps=steps, device=device, max_batches=max_batches)
     except (CheckpointError, ComponentBuildError, PluginError, ValueError) as exc:
         raise fail(str(exc)) from None
+    except typer.Exit:
+        raise
     except Exception as exc:
         err().print(traceback.format_exc(), markup=False, highlight=False)
         raise fail(f"evaluation failed: {type(exc).__name__}: {exc}", EXIT_FAILURE) from None
