@@ -71,6 +71,33 @@ def test_subgoal_demos_cover_all_six_orders() -> None:
     assert modes == set(range(6))
 
 
+def _flip_distances(task: OrderedSubgoalsTask) -> np.ndarray:
+    """Distance from each target to the demo step during which its visited flag flipped."""
+    from vfp_il_components.tasks.geometry import point_segment_distance
+
+    distances = []
+    for episode in task.generate_demos(30, seed=3):
+        states = episode.observations["state"].astype(np.float64)
+        flipped = np.argwhere(np.diff(states[:, 8:11], axis=0) > 0.5)  # (step before the flip, target)
+        for step, target in flipped:
+            point = states[step, 2 + 2 * target : 4 + 2 * target]
+            distances.append(point_segment_distance(point, states[step, :2], states[step + 1, :2]))
+    return np.asarray(distances)
+
+
+def test_subgoal_demos_pass_within_the_demo_radius_and_evaluation_accepts_more() -> None:
+    precise = _flip_distances(OrderedSubgoalsTask())  # demos at 0.1, evaluation at 0.2
+    assert len(precise) == 90 and precise.max() < 0.1
+    loose = _flip_distances(OrderedSubgoalsTask(demo_visit_radius=0.2))
+    assert loose.max() > 0.15  # with the evaluation's radius the expert turns that much earlier
+
+
+def test_subgoal_demo_radius_above_the_visit_radius_is_refused() -> None:
+    with pytest.raises(ValueError, match="demo_visit_radius"):
+        OrderedSubgoalsTask(visit_radius=0.1, demo_visit_radius=0.2)
+    assert OrderedSubgoalsTask(demo_visit_radius=0.05).options()["demo_visit_radius"] == 0.05
+
+
 def test_stalling_is_off_manifold() -> None:
     task = OrderedSubgoalsTask(stall_steps=10)
 

@@ -117,7 +117,7 @@ class AvoidObstacleTask(PointMassTask):
         waypoint = self.waypoints(np.full(len(start), mode))
         return np.stack([start, waypoint, goal], axis=1)
 
-    def make_env(self, rng: np.random.Generator, num_episodes: int) -> AvoidObstacleEnv:
+    def make_env(self, rng: np.random.Generator, num_episodes: int, *, demonstration: bool = False) -> AvoidObstacleEnv:
         start = np.array([0.0, -1.0]) + rng.uniform(-self.jitter, self.jitter, size=(num_episodes, 2))
         goal = np.array([0.0, 1.0]) + rng.uniform(-self.jitter, self.jitter, size=(num_episodes, 2))
         return AvoidObstacleEnv(self, start, goal)

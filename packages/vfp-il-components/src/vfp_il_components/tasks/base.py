@@ -286,8 +286,8 @@ class PointMassTask(Task):
     """Demonstrations continue this many steps after success (the point settles on the goal)."""
 
     @abstractmethod
-    def make_env(self, rng: np.random.Generator, num_episodes: int) -> PointEnv:
-        """Fresh parallel episodes with randomized initial conditions."""
+    def make_env(self, rng: np.random.Generator, num_episodes: int, *, demonstration: bool = False) -> PointEnv:
+        """Fresh parallel episodes with randomized initial conditions (``demonstration``: for the expert's demos)."""
 
     def _frame(self, env: PointEnv, images: bool, image_size: int) -> dict[str, NDArray[Any]]:
         state = env.observe()
@@ -342,7 +342,7 @@ class PointMassTask(Task):
         if num_episodes < 1:
             raise ValueError(f"num_episodes must be at least 1, got {num_episodes}")
         rng = np.random.default_rng(seed)
-        env = self.make_env(rng, num_episodes)
+        env = self.make_env(rng, num_episodes, demonstration=True)
         modes = self.sample_modes(rng, num_episodes)
         states: list[FloatArray] = []
         actions: list[FloatArray] = []
