@@ -150,7 +150,7 @@ def run_all(
         task, trainer, seed = job
         output = work / f"{task}-{trainer}-{seed}.json"
         if output.exists():  # a finished run of an earlier invocation with the same --work
-            return job, json.loads(output.read_text())
+            return job, {**json.loads(output.read_text()), "reused": True}
         command = [sys.executable, __file__, "--worker", "--task", task, "--trainer", trainer, "--seed", str(seed)]
         command += ["--work", str(work), "--episodes", str(episodes), "--output", str(output)]
         if max_steps is not None:
@@ -249,6 +249,11 @@ def targets(results: dict[tuple[str, str, int], dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _reused_note(results: dict[tuple[str, str, int], dict[str, Any]]) -> str:
+    reused = sum(1 for r in results.values() if r.get("reused"))
+    return f" ({reused} of {len(results)} runs reused from earlier invocations with the same --work)" if reused else ""
+
+
 def write_report(
     results: dict[tuple[str, str, int], dict[str, Any]],
     tasks: list[str],
@@ -267,7 +272,8 @@ def write_report(
         "(network evaluations for Euler). Every trainer uses its packaged `exp1` config "
         f"({'the configs’ own training steps' if max_steps is None else f'{max_steps} training steps'}), "
         "trained on the same generated demonstrations. Baseline: naive flow matching. "
-        f"Total wall time {seconds / 60:.1f} min.",
+        f"Wall time of the invocation that wrote this file {seconds / 60:.1f} min"
+        f"{_reused_note(results)}.",
         "",
     ]
     header = "| trainer | " + " | ".join(f"{s} step{'s' if s > 1 else ''}" for s in STEPS) + " |"
