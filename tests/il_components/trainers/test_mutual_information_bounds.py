@@ -106,3 +106,16 @@ def test_mode_probe_reports_chance_for_a_latent_independent_of_the_mode() -> Non
     result = probe_modes(torch.randn(1000, 4, generator=generator), modes, 2, generator=generator)
     assert result["accuracy"] < 0.58
     assert result["mi_lower_bound_nats"] < 0.03
+
+
+def test_mode_probe_on_one_hot_latents_with_a_class_unused_in_the_fitting_half() -> None:
+    # a categorical VFP latent: classes 0-2 name the mode; class 3 appears only in the held-out half
+    generator = torch.Generator().manual_seed(2)
+    modes = torch.randint(0, 2, (1000,), generator=generator)
+    classes = modes * 2 + torch.randint(0, 2, (1000,), generator=generator).clamp_max(1 - modes)  # 0,1 -> mode 0
+    classes[500:510] = 3
+    latents = torch.nn.functional.one_hot(classes, 4).float()
+    result = probe_modes(latents, modes, 2, generator=generator)
+    assert result["accuracy"] > 0.97
+    assert result["cross_entropy_nats"] < 0.1  # was thousands of nats: the unused class was divided by a ~0 std
+    assert result["mi_lower_bound_nats"] > 0.55

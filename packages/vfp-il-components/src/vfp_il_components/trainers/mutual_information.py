@@ -157,8 +157,10 @@ def probe_modes(
     half = z.shape[0] // 2
     if half < 2:
         raise ValueError(f"the mode probe needs at least 4 samples, got {z.shape[0]}")
-    mean, std = z[:half].mean(0), z[:half].std(0).clamp_min(1e-6)
-    z = (z - mean) / std
+    mean, std = z[:half].mean(0), z[:half].std(0)
+    # a coordinate constant in the fitting half (a latent class it never uses) is centred, not scaled:
+    # dividing by its ~0 std would turn its held-out values into huge logits and the cross-entropy into noise
+    z = (z - mean) / torch.where(std > 1e-6, std, torch.ones_like(std))
     classifier = nn.Linear(z.shape[1], num_modes)
     with torch.no_grad():
         bound = 1.0 / math.sqrt(z.shape[1])
