@@ -172,17 +172,18 @@ def expert_metrics(task: str, episodes: int) -> dict[str, float]:
     """The scripted expert under the same closed-loop protocol (history 2, 8 of 16 actions per query): the ceiling."""
     from vfp_il_components.tasks import get_task
 
-    return get_task(task).evaluate(
-        get_task(task).expert_policy(seed=0), num_episodes=episodes, seed=1000, history=2, action_steps=8
+    task_object = get_task(task)
+    return task_object.evaluate(
+        task_object.expert_policy(seed=0), num_episodes=episodes, seed=1000, history=2, action_steps=8
     )
 
 
-def _cell(values: list[float]) -> str:
+def _cell(values: list[float], digits: int = 2) -> str:
     if not values:
         return "–"
     mean = statistics.fmean(values)
     std = statistics.pstdev(values) if len(values) > 1 else 0.0
-    return f"{mean:.2f} ± {std:.2f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
 def _values(
@@ -201,16 +202,12 @@ def _values(
     ]
 
 
-def _mean(
-    results: dict[tuple[str, str, int], dict[str, Any]],
-    task: str,
-    trainer: str,
-    steps: int,
-    metric: str,
-    protocol: str = "metrics",
-) -> float:
-    values = _values(results, task, trainer, steps, metric, protocol)
+def _mean(values: list[float]) -> float:
     return statistics.fmean(values) if values else float("nan")
+
+
+PROTOCOLS = (("metrics", ""), ("full_chunk", ", whole chunk executed"))
+"""Result keys of the two evaluation protocols and how the report names them."""
 
 
 def targets(results: dict[tuple[str, str, int], dict[str, Any]]) -> list[str]:
@@ -219,28 +216,24 @@ def targets(results: dict[tuple[str, str, int], dict[str, Any]]) -> list[str]:
     if not _values(results, task, vfp, 1, "success_rate") or not _values(results, task, naive, 1, "success_rate"):
         return []
     lines = ["| target | measured | met |", "|---|---|---|"]
-    for steps in (1, 2):
-        v, n = _mean(results, task, vfp, steps, "success_rate"), _mean(results, task, naive, steps, "success_rate")
-        ratio = v / n if n > 0 else (float("inf") if v > 0 else 0.0)
-        lines.append(
-            f"| VFP success ≥ 1.5 × naive FM at {steps} step(s) | {v:.2f} vs {n:.2f} (×{ratio:.2f}) | "
-            f"{'yes' if ratio >= 1.5 else 'no'} |"
-        )
-    if _values(results, task, vfp, 1, "success_rate", "full_chunk"):
+    for protocol, suffix in PROTOCOLS:
+        if not _values(results, task, vfp, 1, "success_rate", protocol):
+            continue
         for steps in (1, 2):
-            v = _mean(results, task, vfp, steps, "success_rate", "full_chunk")
-            n = _mean(results, task, naive, steps, "success_rate", "full_chunk")
+            v = _mean(_values(results, task, vfp, steps, "success_rate", protocol))
+            n = _mean(_values(results, task, naive, steps, "success_rate", protocol))
             ratio = v / n if n > 0 else (float("inf") if v > 0 else 0.0)
             lines.append(
-                f"| VFP success ≥ 1.5 × naive FM at {steps} step(s), whole chunk executed | {v:.2f} vs {n:.2f} "
-                f"(×{ratio:.2f}) | {'yes' if ratio >= 1.5 else 'no'} |"
+                f"| VFP success ≥ 1.5 × naive FM at {steps} step(s){suffix} | {v:.2f} vs {n:.2f} (×{ratio:.2f}) | "
+                f"{'yes' if ratio >= 1.5 else 'no'} |"
             )
-    v1, n10 = _mean(results, task, vfp, 1, "success_rate"), _mean(results, task, naive, 10, "success_rate")
+    v1 = _mean(_values(results, task, vfp, 1, "success_rate"))
+    n10 = _mean(_values(results, task, naive, 10, "success_rate"))
     lines.append(f"| VFP at 1 step ≥ naive FM at 10 steps | {v1:.3f} vs {n10:.3f} | {'yes' if v1 >= n10 else 'no'} |")
     demo = statistics.fmean(
         float(r["metrics"]["1"]["demo_mode_entropy"]) for (t, _, _), r in results.items() if t == task
     )
-    entropies = [_mean(results, task, vfp, s, "mode_entropy") for s in STEPS]
+    entropies = [_mean(_values(results, task, vfp, s, "mode_entropy")) for s in STEPS]
     worst = max(abs(e - demo) / demo for e in entropies)
     lines.append(
         f"| VFP mode entropy within 10% of the demos' ({demo:.2f}) at every step count | "
@@ -252,6 +245,25 @@ def targets(results: dict[tuple[str, str, int], dict[str, Any]]) -> list[str]:
 def _reused_note(results: dict[tuple[str, str, int], dict[str, Any]]) -> str:
     reused = sum(1 for r in results.values() if r.get("reused"))
     return f" ({reused} of {len(results)} runs reused from earlier invocations with the same --work)" if reused else ""
+
+
+def _table(
+    results: dict[tuple[str, str, int], dict[str, Any]],
+    task: str,
+    trainers: list[str],
+    metric: str,
+    title: str,
+    protocol: str = "metrics",
+) -> list[str]:
+    """A trainer x integration-steps table of ``metric`` (empty when no run reported it)."""
+    if not any(_values(results, task, t, 1, metric, protocol) for t in trainers):
+        return []
+    lines = [title, "", "| trainer | " + " | ".join(f"{s} step{'s' if s > 1 else ''}" for s in STEPS) + " |"]
+    lines.append("|---|" + "---|" * len(STEPS))
+    for trainer in trainers:
+        cells = [_cell(_values(results, task, trainer, s, metric, protocol)) for s in STEPS]
+        lines.append(f"| {LABELS[trainer]} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def write_report(
@@ -276,30 +288,12 @@ def write_report(
         f"{_reused_note(results)}.",
         "",
     ]
-    header = "| trainer | " + " | ".join(f"{s} step{'s' if s > 1 else ''}" for s in STEPS) + " |"
-    rule = "|---|" + "---|" * len(STEPS)
     for task in tasks:
         lines += [f"## {task}", ""]
         for metric in METRICS:
-            if not any(_values(results, task, t, 1, metric) for t in trainers):
-                continue
-            lines += [f"**{metric}**", "", header, rule]
-            for trainer in trainers:
-                cells = [_cell(_values(results, task, trainer, s, metric)) for s in STEPS]
-                lines.append(f"| {LABELS[trainer]} | " + " | ".join(cells) + " |")
-            lines.append("")
-        full = {(t, n, sd): r for (t, n, sd), r in results.items() if t == task and r.get("full_chunk")}
-        if full:
-            lines += [
-                "**success_rate, whole chunk executed before re-planning** (16 actions instead of 8)",
-                "",
-                header,
-                rule,
-            ]
-            for trainer in trainers:
-                cells = [_cell(_values(full, task, trainer, s, "success_rate", "full_chunk")) for s in STEPS]
-                lines.append(f"| {LABELS[trainer]} | " + " | ".join(cells) + " |")
-            lines.append("")
+            lines += _table(results, task, trainers, metric, f"**{metric}**")
+        full_title = "**success_rate, whole chunk executed before re-planning** (16 actions instead of 8)"
+        lines += _table(results, task, trainers, "success_rate", full_title, "full_chunk")
         lines += [f"![sampled first chunks on {task}](figures/policy_quality_{task}.png)", ""]
     lines += [
         "## Reference: the scripted expert and training time",
@@ -321,11 +315,10 @@ def write_report(
         "|---|" + "---|" * len(tasks),
     ]
     for trainer in trainers:
-        cells = []
-        for task in tasks:
-            secs = [float(r["train_seconds"]) for (t, n, _), r in results.items() if t == task and n == trainer]
-            spread = statistics.pstdev(secs) if len(secs) > 1 else 0.0
-            cells.append(f"{statistics.fmean(secs):.0f} ± {spread:.0f}" if secs else "–")
+        cells = [
+            _cell([float(r["train_seconds"]) for (t, n, _), r in results.items() if t == task and n == trainer], 0)
+            for task in tasks
+        ]
         lines.append(f"| {LABELS[trainer]} | " + " | ".join(cells) + " |")
     lines.append("")
     checks = targets(results)

@@ -20,6 +20,7 @@ import torch
 
 from vfp._plugins import get_host, reset_host
 from vfp.config import ConfigCatalog, ExperimentConfig, load_experiment
+from vfp.engine.checkpoint import load_component_weights
 
 
 def _packaged_experiments() -> list[str]:
@@ -143,19 +144,13 @@ def test_packaged_experiment_trains_a_few_steps(name: str, tmp_path: Path, demos
     assert max(steps) == (5 if name == "quickstart" else 3)
 
 
-def _weights(run_dir: Path, component: str) -> dict[str, torch.Tensor]:
-    from vfp.engine.checkpoint import load_component_weights
-
-    return load_component_weights(run_dir, component)
-
-
 def test_mi_on_a_vfp_run_loads_and_keeps_its_encoder(quickstart_run: Path, tmp_path: Path, demos: Path) -> None:
     run_dir = tmp_path / "mi"
     overrides = [f"model.obs_encoder.init_from={quickstart_run}", f"model.posterior.init_from={quickstart_run}"]
     result = _train(MI_ON_VFP, run_dir, demos, *overrides)
     assert result.returncode == 0, result.stdout + result.stderr
     for component in ("obs_encoder", "posterior"):
-        loaded, source = _weights(run_dir, component), _weights(quickstart_run, component)
+        loaded, source = load_component_weights(run_dir, component), load_component_weights(quickstart_run, component)
         assert loaded.keys() == source.keys()
         for key in source:  # frozen: the MI run's weights are still the VFP run's, bit for bit
             assert torch.equal(loaded[key], source[key]), f"{component}.{key}"
