@@ -16,6 +16,17 @@ HDF5, low-dimensional and with 84x84 images:
 LeRobot (only where the ``lerobot`` library is importable, e.g. in the `nox -s lerobot` venv):
 - ``vfp lerobot``: our loader's fast low-dim path against ``LeRobotDataset`` with ``delta_timestamps``
   and a ``DataLoader``.
+- camera datasets (issue 15): a LeRobot dataset with ``--cameras`` cameras of ``--camera-size`` pixels
+  stored as PNG images and one stored as mp4 videos (``--camera-episodes`` x ``--camera-length`` frames),
+  batch 64, history 2: vfp with the frame cache (after its one-time build, timed separately and compared
+  with one pass of ``LeRobotDataset`` over the data, estimated from its measured rate), vfp's uint8 loader
+  output alone (what the engine copies to the device before ``prepare_batch``), the fallback without the
+  cache (``frame_cache: false``: images through ``LeRobotDataset.__getitem__``), and
+  ``LeRobotDataset`` + ``DataLoader`` with 0 and 2 workers.
+
+Rows marked "uint8 batches" time the loader with ``transfer_collate_fn``: images leave it as uint8 and become
+float (and augmented) in ``prepare_batch`` on the run's device, after the copy; the other vfp rows include
+that conversion on the CPU (``collate_fn``), which then dominates their time.
 
 Targets (issue 4), on low-dimensional data: at least 20x the per-sample readers, at least 50x
 ``LeRobotDataset`` + ``DataLoader``, and at least the all-windows cache's speed while holding each frame
@@ -188,12 +199,21 @@ class Row:
     identical: str
 
 
-def batches_per_second(dataset: Dataset[Any], collate: Callable[[Any], Any], batches: int, seed: int = 0) -> float:
-    """Samples/s over ``batches`` shuffled batches (after one warm-up batch)."""
+def batches_per_second(
+    dataset: Dataset[Any],
+    collate: Callable[[Any], Any],
+    batches: int,
+    seed: int = 0,
+    *,
+    batch_size: int = BATCH,
+    workers: int = 0,
+) -> float:
+    """Samples/s over ``batches`` shuffled batches (after one warm-up batch, which also starts the workers)."""
     generator = torch.Generator().manual_seed(seed)
     loader = DataLoader(
-        dataset, batch_size=BATCH, shuffle=True, collate_fn=collate, generator=generator, drop_last=True
-    )
+        dataset, batch_size=batch_size, shuffle=True, collate_fn=collate, generator=generator, drop_last=True,
+        num_workers=workers, persistent_workers=workers > 0,
+    )  # fmt: skip
     iterator = iter(loader)
     next(iterator)
     count = 0
@@ -259,17 +279,22 @@ def hdf5_rows(path: Path, images: bool, batches: int, slow_batches: int) -> list
     stats = ours.normalization_stats()
     modes = ours.normalization_modes()
     indices = probe_indices(len(dataset))
-    reference = dataset.__getitems__(indices)
+    reference = ours.collate_fn(dataset.__getitems__(indices))
     with h5py.File(path, "r") as file:
         demos = sorted(file["data"].keys(), key=lambda n: int(n.split("_")[1]))
 
     for cache, module in modules.items():
         ds = windows(module)
         readers = {**ds.observations, "action": ds.action}
-        identical = compare(reference, ds.__getitems__(indices))
+        identical = compare(reference, module.collate_fn(ds.__getitems__(indices)))
         rate = batches_per_second(ds, module.collate_fn, batches)
         label = f"vfp hdf5 (cache={cache})"
         rows.append(Row(group, label, rate, tensor_bytes(readers), identical))
+        if images:
+            identical = compare(reference, module.prepare_batch(module.transfer_collate_fn(ds.__getitems__(indices))))
+            rate = batches_per_second(ds, module.transfer_collate_fn, batches)
+            label = f"vfp hdf5 (cache={cache}), uint8 batches"
+            rows.append(Row(group, label, rate, tensor_bytes(readers), identical))
 
     for low_dim_cache in (False, True):
         baseline = RobomimicStyleDataset(path, demos, ["state"], image_keys, stats, modes, low_dim_cache)
@@ -325,7 +350,7 @@ def lerobot_rows(
     ours = module.train_dataset
     assert isinstance(ours, WindowDataset)
     indices = probe_indices(len(ours))[:64]
-    reference = ours.__getitems__(indices)
+    reference = module.collate_fn(ours.__getitems__(indices))
     deltas = delta_timestamps(["observation.state", *image_keys], "action", task.fps, HISTORY, HORIZON)
     baseline = LeRobotDataset(
         "vfp/benchmark", root=root, delta_timestamps=deltas, video_backend=resolve_video_backend("auto")
@@ -336,6 +361,123 @@ def lerobot_rows(
     rows = [Row(group, "vfp lerobot (fast low-dim path)", rate, tensor_bytes(readers), identical)]
     rate = batches_per_second(baseline, default_collate, slow_batches)
     rows.append(Row(group, "LeRobotDataset + DataLoader", rate, None, identical))
+    return rows
+
+
+CAMERA_BATCH = 64
+
+
+def write_camera_dataset(root: Path, episodes: int, length: int, size: int, cameras: int, *, video: bool) -> Path:
+    """A LeRobot dataset with ``cameras`` RGB cameras (moving shapes on a gradient), a 4-d state and 2-d
+    actions, written with ``LeRobotDataset.create`` / ``add_frame`` / ``save_episode`` / ``finalize``."""
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    features: dict[str, dict[str, Any]] = {
+        "observation.state": {"dtype": "float32", "shape": (4,), "names": None},
+        "action": {"dtype": "float32", "shape": (2,), "names": None},
+    }
+    keys = [f"observation.images.cam{i}" for i in range(cameras)]
+    for key in keys:
+        features[key] = {
+            "dtype": "video" if video else "image", "shape": (size, size, 3), "names": ["height", "width", "channels"]
+        }  # fmt: skip
+    dataset = LeRobotDataset.create(
+        repo_id="vfp/cameras", fps=10, features=features, root=root, use_videos=video, image_writer_threads=2
+    )
+    grid = np.linspace(0.0, 1.0, size, dtype=np.float32)
+    background = (np.stack(np.meshgrid(grid, grid), axis=-1) * 120).astype(np.uint8)
+    rng = np.random.default_rng(0)
+    for episode in range(episodes):
+        start = rng.uniform(0, size, (cameras, 2))
+        for t in range(length):
+            frame: dict[str, Any] = {
+                "observation.state": rng.normal(size=4).astype(np.float32),
+                "action": rng.normal(size=2).astype(np.float32),
+                "task": "move",
+            }
+            for c, key in enumerate(keys):
+                image = np.zeros((size, size, 3), dtype=np.uint8)
+                image[..., :2] = background
+                image[..., 2] = (40 * c + 3 * episode) % 256
+                y, x = ((start[c] + t * np.array([1.3, 0.7])) % (size - 12)).astype(int)
+                image[y : y + 12, x : x + 12] = (255, 200 - 40 * c, 60)
+                frame[key] = image
+            dataset.add_frame(frame)
+        dataset.save_episode()
+    dataset.finalize()
+    return root
+
+
+def camera_rows(args: argparse.Namespace, workdir: Path, *, video: bool) -> list[Row]:
+    import resource
+
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    from vfp_il_components.data.frame_cache import build_lerobot_cache, human_bytes
+    from vfp_il_components.data.lerobot import LeRobotDataModule, delta_timestamps
+    from vfp_il_components.data.specs import LeRobotDataConfig
+
+    kind = "video" if video else "images"
+    group = f"lerobot {kind}"
+    root = workdir / f"cameras_{kind}"
+    start = time.perf_counter()
+    write_camera_dataset(
+        root, args.camera_episodes, args.camera_length, args.camera_size, args.cameras, video=video
+    )  # fmt: skip
+    frames = args.camera_episodes * args.camera_length
+    written = time.perf_counter() - start
+    print(f"{group}: {args.camera_episodes} episodes x {args.camera_length} frames, {args.cameras} cameras "
+          f"{args.camera_size}x{args.camera_size}, written in {written:.1f} s", file=sys.stderr)  # fmt: skip
+    keys = [f"observation.images.cam{i}" for i in range(args.cameras)]
+    cache_dir = workdir / f"cache_{kind}"
+    start = time.perf_counter()
+    entries = build_lerobot_cache(root, keys, cache_dir)
+    build_s = time.perf_counter() - start
+    cache_bytes = sum(e.nbytes for e in entries)
+
+    def module_for(frame_cache: bool) -> LeRobotDataModule:
+        config = LeRobotDataConfig(
+            type="lerobot", repo_id="vfp/cameras", root=str(root), image_keys=keys, history=HISTORY, horizon=HORIZON,
+            val_ratio=0.0, batch_size=CAMERA_BATCH, state_normalization="none", action_normalization="none",
+            video_backend="pyav", frame_cache=frame_cache, frame_cache_dir=str(cache_dir),
+        )  # fmt: skip
+        module = LeRobotDataModule(config)
+        module.setup()
+        return module
+
+    module = module_for(True)
+    ours = module.train_dataset
+    assert isinstance(ours, WindowDataset)
+    indices = probe_indices(len(ours))[:32]
+    reference = module.collate_fn(ours.__getitems__(indices))
+    deltas = delta_timestamps(["observation.state", *keys], "action", 10, HISTORY, HORIZON)
+    baseline = LeRobotDataset("vfp/cameras", root=root, delta_timestamps=deltas, video_backend="pyav")
+    identical = compare(reference, default_collate([baseline[i] for i in indices]))
+    low_dim = tensor_bytes({"state": ours.observations["observation.state"], "action": ours.action})
+    rows = []
+    rate = batches_per_second(ours, module.collate_fn, args.batches, batch_size=CAMERA_BATCH)
+    cached = f"vfp + frame cache ({human_bytes(cache_bytes)} mapped, built in {build_s:.1f} s)"
+    rows.append(Row(group, cached, rate, low_dim + cache_bytes, identical))
+    rate = batches_per_second(ours, module.transfer_collate_fn, args.batches, batch_size=CAMERA_BATCH)
+    rows.append(Row(group, "vfp + frame cache, uint8 batches", rate, low_dim + cache_bytes, "-"))
+    rate = batches_per_second(ours, module.collate_fn, args.batches, batch_size=CAMERA_BATCH, workers=2)
+    rows.append(Row(group, "vfp + frame cache, 2 workers", rate, low_dim + cache_bytes, identical))
+    fallback = module_for(False)
+    fallback_identical = compare(reference, fallback.collate_fn(fallback.train_dataset.__getitems__(indices)))
+    rate = batches_per_second(fallback.train_dataset, fallback.collate_fn, args.slow_batches, batch_size=CAMERA_BATCH)
+    rows.append(Row(group, "vfp, frame_cache: false (LeRobotDataset decoding)", rate, low_dim, fallback_identical))
+    one_pass = None
+    for workers in (0, 2):
+        rate = batches_per_second(
+            baseline, default_collate, args.slow_batches, batch_size=CAMERA_BATCH, workers=workers
+        )  # fmt: skip
+        one_pass = frames / rate if workers == 0 else one_pass
+        rows.append(Row(group, f"LeRobotDataset + DataLoader ({workers} workers)", rate, None, identical))
+    assert one_pass is not None
+    print(f"{group}: frame cache built in {build_s:.1f} s = {build_s / one_pass:.2f}x one LeRobotDataset pass over "
+          f"the {frames} frames ({one_pass:.1f} s at its measured rate); cache {human_bytes(cache_bytes)}; "
+          f"max RSS of this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB",
+          file=sys.stderr)  # fmt: skip
     return rows
 
 
@@ -368,6 +510,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--slow-batches", type=int, default=5, help="timed batches for the per-sample loaders")
     parser.add_argument("--skip-images", action="store_true")
     parser.add_argument("--skip-lerobot", action="store_true")
+    parser.add_argument("--skip-cameras", action="store_true", help="skip the LeRobot camera (image/video) rows")
+    parser.add_argument("--camera-episodes", type=int, default=20, help="episodes of the LeRobot camera datasets")
+    parser.add_argument("--camera-length", type=int, default=200, help="frames per episode")
+    parser.add_argument("--camera-size", type=int, default=96, help="side of the camera images")
+    parser.add_argument("--cameras", type=int, default=2)
+    parser.add_argument("--only-cameras", action="store_true", help="only the LeRobot camera rows")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (DataLoader workers use 1)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -381,9 +529,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         frames = sum(len(e) for e in low_dim_episodes)
         print(f"low-dim dataset: {args.episodes} episodes, {frames} frames; batch {BATCH}, horizon {HORIZON}, "
               f"history {HISTORY}; torch threads {torch.get_num_threads()}", file=sys.stderr)  # fmt: skip
-        rows += hdf5_rows(low_dim_path, images=False, batches=args.batches, slow_batches=args.slow_batches)
+        if not args.only_cameras:
+            rows += hdf5_rows(low_dim_path, images=False, batches=args.batches, slow_batches=args.slow_batches)
         image_episodes = None
-        if not args.skip_images:
+        if not args.skip_images and not args.only_cameras:
             image_episodes = task.generate_demos(args.image_episodes, seed=1, images=True, image_size=args.image_size)
             image_path = write_hdf5_dataset(image_episodes, workdir / "images.h5", task=task, val_ratio=0.0)
             print(f"image dataset: {args.image_episodes} episodes, {sum(len(e) for e in image_episodes)} frames, "
@@ -398,9 +547,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             lerobot_available = True
         if lerobot_available and not args.skip_lerobot:
-            rows += lerobot_rows(low_dim_episodes, task, workdir, args.batches, args.slow_batches, images=False)
+            if not args.only_cameras:
+                rows += lerobot_rows(low_dim_episodes, task, workdir, args.batches, args.slow_batches, images=False)
             if image_episodes is not None:
                 rows += lerobot_rows(image_episodes, task, workdir, max(args.batches // 5, 5), args.slow_batches, True)
+            if not args.skip_cameras:
+                rows += camera_rows(args, workdir, video=False)
+                rows += camera_rows(args, workdir, video=True)
         elif not args.skip_lerobot:
             print(
                 "lerobot is not importable here: LeRobot rows skipped (run in the `nox -s lerobot` venv)",
