@@ -1,8 +1,9 @@
-"""Developer sessions. `python -m nox` runs the default ones: tests, lint, typecheck, lerobot.
+"""Developer sessions. `python -m nox` runs the default ones: tests, lint, typecheck, docs, lerobot, openpi.
 
 Every session installs torch through constraints.txt, which pins the local CPU build, except
 `lerobot`, whose library needs torch<2.11: it keeps its own large venv outside the clone
-(VFP_LEROBOT_VENV, default ~/.cache/vfp/nox-lerobot) and reuses it between runs.
+(VFP_LEROBOT_VENV, default ~/.cache/vfp/nox-lerobot) and reuses it between runs. `openpi` likewise keeps
+openpi's client (numpy<2) in a small venv outside the clone (VFP_OPENPI_VENV, default ~/.cache/vfp/nox-openpi).
 """
 
 from __future__ import annotations
@@ -15,10 +16,30 @@ import nox
 ROOT = Path(__file__).parent
 CONSTRAINTS = ("-c", str(ROOT / "constraints.txt"))
 PACKAGES = ("packages/vfp-core", "packages/vfp-configs", "packages/vfp-il-components")
-TEST_DEPS = ("pytest>=8", "pytest-timeout", "POT>=0.9", "hatchling>=1.20", "build>=1.0")
+TEST_DEPS = (
+    "pytest>=8",
+    "pytest-timeout",
+    "POT>=0.9",
+    "hatchling>=1.20",
+    "build>=1.0",
+    "jsonschema>=4.18",
+    "hypothesis>=6.100",
+)
+SERVE_DEPS = ("websockets>=13", "msgpack>=1.0")
+"""The `serve` extra of vfp-core (`vfp serve`), which the tests and the type check need."""
+EXPERIMENT_DEPS = ("matplotlib>=3.7", "optuna>=4.0", "wandb>=0.19", "mlflow>=2.14")
+ENV_DEPS = ("gymnasium>=1.0", "imageio>=2.31")
+"""The `envs` extra (gymnasium vector envs, imageio videos): the synthetic tasks' env components and `--video`."""
+METAWORLD_DEPS = ("metaworld>=3.1,<3.2", "packaging>=23")
+"""The `metaworld` extra (MetaWorld 3 with MuJoCo, ~40 MB of wheels): the `metaworld` env and its demos."""
+"""The `plot`, `sweep`, `wandb` and `mlflow` extras of vfp-core, which tests/experiments use."""
 LEROBOT_VENV = Path(os.environ.get("VFP_LEROBOT_VENV", Path.home() / ".cache" / "vfp" / "nox-lerobot"))
 
-nox.options.sessions = ["tests", "lint", "typecheck", "lerobot"]
+OPENPI_VENV = Path(os.environ.get("VFP_OPENPI_VENV", Path.home() / ".cache" / "vfp" / "nox-openpi"))
+OPENPI_CLIENT = ("openpi-client==0.1.2", "typing_extensions")
+"""openpi-client 0.1.2 imports typing_extensions without declaring it."""
+
+nox.options.sessions = ["tests", "lint", "typecheck", "docs", "lerobot", "openpi"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
@@ -31,10 +52,13 @@ def _install_project(session: nox.Session, *extra: str) -> None:
 @nox.session(python="3.11")
 def tests(session: nox.Session) -> None:
     """The whole test suite (without the lerobot tests, which have their own session)."""
-    _install_project(session, *TEST_DEPS, "-e", "tests/plugins/vfp-sample")
+    _install_project(
+        session, *TEST_DEPS, *SERVE_DEPS, *EXPERIMENT_DEPS, *ENV_DEPS, *METAWORLD_DEPS, "-e", "tests/plugins/vfp-sample"
+    )
     # One torch thread per process: the suite runs training subprocesses on a 2-core machine, where
     # oversubscribed intra-op threads stall each other.
-    session.run("pytest", "-m", "not lerobot", *session.posargs, env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+    threads = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    session.run("pytest", "-m", "not lerobot and not openpi", *session.posargs, env=threads)
 
 
 @nox.session(python="3.11")
@@ -48,9 +72,23 @@ def lint(session: nox.Session) -> None:
 @nox.session(python="3.11")
 def typecheck(session: nox.Session) -> None:
     """mypy: strict on vfp-core, standard on the components."""
-    _install_project(session, "mypy>=1.10", "types-PyYAML")
+    _install_project(session, "mypy>=1.10", "types-PyYAML", *SERVE_DEPS, *EXPERIMENT_DEPS)
     session.run("mypy", "--strict", "packages/vfp-core/src/vfp")
     session.run("mypy", "packages/vfp-il-components/src", "packages/vfp-configs/src")
+
+
+@nox.session(python="3.11")
+def docs(session: nox.Session) -> None:
+    """Fail when a generated file differs from the code, and print the diff.
+
+    Generated from the code by `python -m vfp._docgen` (run it from the repository root to regenerate, then
+    commit): docs/reference/{hooks,config,cli}.md, the JSON Schemas in
+    packages/vfp-configs/src/vfp_configs/schemas/ and the `# yaml-language-server: $schema=...` first line of
+    every packaged YAML. The regenerated copy is left under .nox/docs/tmp/generated for inspection.
+    """
+    _install_project(session)
+    out = Path(session.create_tmp()) / "generated"
+    session.run("python", "-m", "vfp._docgen", "--check", "--out", str(out), *session.posargs)
 
 
 @nox.session(python="3.11")
@@ -83,7 +121,7 @@ def demo(session: nox.Session) -> None:
 @nox.session(python="3.11")
 def benchmarks(session: nox.Session) -> None:
     """Run the benchmarks in benchmarks/ (each compares against a named baseline in the same run)."""
-    _install_project(session, "POT>=0.9", "hatchling>=1.20", "build>=1.0")
+    _install_project(session, "POT>=0.9", "hatchling>=1.20", "build>=1.0", *SERVE_DEPS, *ENV_DEPS, *METAWORLD_DEPS)
     names = session.posargs or sorted(p.stem for p in (ROOT / "benchmarks").glob("*.py"))
     for name in names:
         session.run("python", f"benchmarks/{name}.py")
@@ -109,3 +147,23 @@ def lerobot(session: nox.Session) -> None:
         str(python), "-m", "pip", "install", *editable, "-e", "tests/plugins/vfp-sample", *TEST_DEPS, external=True
     )
     session.run(str(python), "-m", "pytest", "-m", "lerobot", *session.posargs, external=True)
+
+
+@nox.session(python="3.11")
+def openpi(session: nox.Session) -> None:
+    """openpi's real `openpi-client` against `vfp serve` (`pytest -m openpi`).
+
+    openpi-client pins numpy<2, so it lives in its own small venv outside the clone (VFP_OPENPI_VENV,
+    default ~/.cache/vfp/nox-openpi), created once and reused; the tests start `vfp serve` from this
+    session's venv and run a client script with that venv's python.
+    """
+    import sys
+
+    _install_project(session, *TEST_DEPS, *SERVE_DEPS)
+    python = OPENPI_VENV / "bin" / "python"
+    if not python.exists():
+        OPENPI_VENV.parent.mkdir(parents=True, exist_ok=True)
+        session.run(sys.executable, "-m", "venv", str(OPENPI_VENV), external=True)
+    session.run(str(python), "-m", "pip", "install", "--quiet", *OPENPI_CLIENT, external=True)
+    env = {"VFP_OPENPI_PYTHON": str(python), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    session.run("pytest", "-m", "openpi", *(session.posargs or ["tests/vfp_core/policy"]), env=env)

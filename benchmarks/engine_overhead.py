@@ -25,7 +25,8 @@ from torch import nn
 from torch.utils.data import Dataset
 
 import vfp
-from vfp import ComponentConfig, ComponentKind, ComponentSpec, LossConfig, PluginHost
+from vfp import ComponentConfig, ComponentKind, ComponentSpec, LossConfig
+from vfp._plugins import PluginHost
 from vfp.config import validate_data
 from vfp.engine import LossOutput, TrainerContext, TrainOptions, train
 from vfp.protocols import Batch, DataInfo, FeatureInfo, NormalizationStats, OptimizerBundle

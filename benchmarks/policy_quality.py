@@ -16,11 +16,18 @@ Needs matplotlib for the plots (a benchmark dependency, not a runtime one):
     python benchmarks/policy_quality.py                # every task, 3 seeds, 2 parallel jobs
     python benchmarks/policy_quality.py --quick        # avoid_obstacle, 1 seed, 1000 steps
     python benchmarks/policy_quality.py --tasks avoid_obstacle --seeds 3 --jobs 2
+
+Variants of the packaged configs (e.g. the few-step flow options) with ``--override`` (config overrides applied
+to every trained config, repeatable) and ``--label`` (appended to the trainer names in the tables)::
+
+    python benchmarks/policy_quality.py --tasks mixture --trainers variational_flow_matching_policy --seeds 1 \
+        --override trainer.flow.prediction=endpoint --label endpoint --output docs/results_endpoint.md
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -57,7 +64,16 @@ METRICS = ("success_rate", "mode_entropy", "off_manifold_rate", "sinkhorn")
 
 
 # -- worker: one training run, evaluated at every step count -------------------------------------------
-def worker(task: str, trainer: str, seed: int, work: Path, max_steps: int | None, episodes: int) -> dict[str, Any]:
+def worker(
+    task: str,
+    trainer: str,
+    seed: int,
+    work: Path,
+    max_steps: int | None,
+    episodes: int,
+    extra: list[str] | None = None,
+    label: str = "",
+) -> dict[str, Any]:
     """Train ``trainer/exp1`` on ``task`` with ``seed``; closed-loop metrics per integration-step count."""
     import numpy as np
     import torch
@@ -67,10 +83,10 @@ def worker(task: str, trainer: str, seed: int, work: Path, max_steps: int | None
     from vfp.engine import TrainOptions, evaluate_checkpoint, train
     from vfp.engine.checkpoint import load_latest_checkpoint, policy_weights
     from vfp.engine.session import build_trainer_for_evaluation
-    from vfp_il_components.trainers.common import rollout_options, task_of, task_policy
+    from vfp_il_components.evaluation import rollout_options, task_of, task_policy
 
     torch.set_num_threads(1)
-    run_dir = work / "runs" / f"{task}-{trainer}-{seed}"
+    run_dir = work / "runs" / f"{task}-{trainer}{_suffix(label)}-{seed}"
     overrides = [
         f"data.path={work / f'{task}.hdf5'}",
         f"data.generate.task={task}",
@@ -81,6 +97,7 @@ def worker(task: str, trainer: str, seed: int, work: Path, max_steps: int | None
     ]
     if max_steps is not None:
         overrides.append(f"training.max_steps={max_steps}")
+    overrides += extra or []
     config = load_experiment(f"{trainer}/exp1", overrides).config
     started = time.perf_counter()
     result = train(config, TrainOptions(run_dir=run_dir, progress="none"))
@@ -96,32 +113,39 @@ def worker(task: str, trainer: str, seed: int, work: Path, max_steps: int | None
         built.models[name].load_state_dict(state)
     built.models.eval()
     settings = config.trainer.evaluation  # type: ignore[attr-defined]
-    options = {**rollout_options(built.context, settings), "num_episodes": 64}
+    options = dataclasses.replace(rollout_options(built.context, settings), num_episodes=64)
     sample = built.trainer._sample  # type: ignore[attr-defined]  # the trainers' normalized sampler
     chunks: dict[str, Any] = {}
     task_object = task_of(built.context)
     with torch.no_grad():
         for steps in PLOT_STEPS:
             generator = torch.Generator().manual_seed(seed)
-            rollout = task_object.rollout(task_policy(built.context, sample, steps, generator), **options)
+            rollout = task_object.rollout(task_policy(built.context, sample, steps, generator), options)
             chunks[str(steps)] = rollout.first_chunks.tolist()
             chunks["expert"] = rollout.expert_chunks.tolist()
             chunks["initial_states"] = np.asarray(rollout.initial_states).tolist()
         full_chunk: dict[str, dict[str, float]] = {}
         if task in FULL_CHUNK_TASKS:
-            full_options = {**rollout_options(built.context, settings), "action_steps": None}
+            full_options = dataclasses.replace(rollout_options(built.context, settings), action_steps=None)
             for steps in STEPS:
                 policy = task_policy(built.context, sample, steps, torch.Generator().manual_seed(seed))
-                full_chunk[str(steps)] = task_object.evaluate(policy, **full_options)
+                full_chunk[str(steps)] = task_object.evaluate(policy, full_options)
     return {"metrics": metrics, "full_chunk": full_chunk, "train_seconds": seconds, "chunks": chunks}
 
 
 def _worker_main(args: argparse.Namespace) -> None:
-    out = worker(args.task, args.trainer, args.seed, Path(args.work), args.max_steps, args.episodes)
+    out = worker(
+        args.task, args.trainer, args.seed, Path(args.work), args.max_steps, args.episodes, args.override, args.label
+    )
     Path(args.output).write_text(json.dumps(out))
 
 
 # -- driver ---------------------------------------------------------------------------------------------
+def _suffix(label: str) -> str:
+    """File-name suffix of a labelled variant ("" without a label)."""
+    return "" if not label else "-" + "".join(c if c.isalnum() else "_" for c in label)
+
+
 def available_trainers() -> list[str]:
     from vfp import ComponentKind
     from vfp._plugins import get_host
@@ -131,7 +155,15 @@ def available_trainers() -> list[str]:
 
 
 def run_all(
-    tasks: list[str], trainers: list[str], seeds: int, max_steps: int | None, episodes: int, jobs: int, work: Path
+    tasks: list[str],
+    trainers: list[str],
+    seeds: int,
+    max_steps: int | None,
+    episodes: int,
+    jobs: int,
+    work: Path,
+    extra: list[str] | None = None,
+    label: str = "",
 ) -> dict[tuple[str, str, int], dict[str, Any]]:
     # generate each task's data once, before the parallel runs share the file
     from vfp._plugins import get_host
@@ -148,13 +180,17 @@ def run_all(
 
     def one(job: tuple[str, str, int]) -> tuple[tuple[str, str, int], dict[str, Any]]:
         task, trainer, seed = job
-        output = work / f"{task}-{trainer}-{seed}.json"
+        output = work / f"{task}-{trainer}{_suffix(label)}-{seed}.json"
         if output.exists():  # a finished run of an earlier invocation with the same --work
             return job, {**json.loads(output.read_text()), "reused": True}
         command = [sys.executable, __file__, "--worker", "--task", task, "--trainer", trainer, "--seed", str(seed)]
         command += ["--work", str(work), "--episodes", str(episodes), "--output", str(output)]
         if max_steps is not None:
             command += ["--max-steps", str(max_steps)]
+        for override in extra or []:
+            command += ["--override", override]
+        if label:
+            command += ["--label", label]
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
         started = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
@@ -380,6 +416,13 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "results.md")
     parser.add_argument("--figures", type=Path, default=ROOT / "docs" / "figures")
     parser.add_argument("--work", type=Path, default=None, help="Folder for data and runs (default: a temp dir).")
+    parser.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        help="Config override applied to every trained config (repeatable), e.g. trainer.flow.prediction=endpoint.",
+    )
+    parser.add_argument("--label", default="", help="Name of the variant, appended to the trainer names.")
     # worker mode (internal)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--task", help=argparse.SUPPRESS)
@@ -397,7 +440,12 @@ def main() -> None:
         work = args.work or Path(temporary)
         work.mkdir(parents=True, exist_ok=True)
         print(f"training {len(trainers)} trainers x {len(args.tasks)} tasks x {args.seeds} seeds in {work}")
-        results = run_all(args.tasks, trainers, args.seeds, args.max_steps, args.episodes, args.jobs, work)
+        results = run_all(
+            args.tasks, trainers, args.seeds, args.max_steps, args.episodes, args.jobs, work, args.override, args.label
+        )
+    if args.label:
+        for trainer in trainers:
+            LABELS[trainer] = f"{LABELS[trainer]} [{args.label}]"
     seconds = time.perf_counter() - started
     text = write_report(results, args.tasks, trainers, args.seeds, args.max_steps, args.episodes, seconds, args.output)
     plot(results, args.tasks, trainers, args.figures)

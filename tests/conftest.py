@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
+from vfp_test_support import Problems, config_problems
 
 from vfp._plugins import reset_host
 
@@ -15,3 +16,9 @@ def _fresh_plugin_host() -> Iterator[None]:
     reset_host()
     yield
     reset_host()
+
+
+@pytest.fixture
+def problems_of() -> Callable[..., Problems]:
+    """``problems_of(path, *overrides)``: the config problems by key path, ``{key: (line, message)}``."""
+    return config_problems

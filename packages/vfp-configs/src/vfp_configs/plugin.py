@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pluggy
 
-VFP_CONTRACT = "1.0"
+VFP_CONTRACT = "1.1"
 hookimpl = pluggy.HookimplMarker("vfp")
 
 

@@ -1,29 +1,51 @@
-"""Plugin discovery through entry points, isolation of failing plugins, and the component registry."""
+"""Plugin discovery through entry points, isolation of failing plugins, and the component registry.
+
+Private to vfp-core (the CLI and the engine use it); plugin authors never import from here. The
+:class:`PluginHost` is the typed facade over pluggy: every hook is called through one method of it
+(``on_train_start``, ``on_step_end``, ..., ``add_cli_commands``), never by name from outside.
+"""
 
 from __future__ import annotations
 
 import difflib
 import os
+import sys
+import time
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import pluggy
 
 from vfp import hookspecs
 from vfp.components import ComponentKind, ComponentSpec
 
+if TYPE_CHECKING:
+    import typer
+
+    from vfp.lifecycle import RunInfo, RunStatus
+
 ENTRY_POINT_GROUP: Final = "vfp"
-CONTRACT_VERSION: Final = "1.0"
+CONTRACT_VERSION: Final = "1.1"
+SUPPORTED_CONTRACTS: Final = ("1.0", "1.1")
+"""Contract versions a plugin may declare: every 1.x up to the one this vfp-core implements."""
 SUPPORTED_CONTRACT_MAJOR: Final = 1
 DISABLE_ENV: Final = "VFP_DISABLE_PLUGINS"
 STRICT_ENV: Final = "VFP_STRICT_PLUGINS"
+IMPORT_THRESHOLD_ENV: Final = "VFP_PLUGIN_IMPORT_THRESHOLD"
+DEFAULT_IMPORT_THRESHOLD: Final = 0.5
+"""Seconds a plugin's entry-point module may take to import before discovery warns about it."""
 
-PluginStatus = Literal["ok", "failed", "disabled"]
+PluginStatus = Literal["ok", "conflict", "failed", "disabled"]
+"""``conflict``: the plugin works, but a name it registers is claimed by another plugin too."""
+ACTIVE_STATUSES: Final = ("ok", "conflict")
+LifecycleHook = Literal[
+    "vfp_on_train_start", "vfp_on_step_end", "vfp_on_evaluation_end", "vfp_on_checkpoint_saved", "vfp_on_train_end"
+]
 
 
 class PluginError(RuntimeError):
@@ -31,7 +53,16 @@ class PluginError(RuntimeError):
 
 
 class PluginWarning(UserWarning):
-    """A plugin failed and was left out; everything else keeps working."""
+    """A plugin failed and was left out, or works but has a problem (a slow import, a name conflict)."""
+
+
+class PluginInterrupted(PluginError, KeyboardInterrupt):
+    """A ``KeyboardInterrupt`` (Ctrl-C, or raised by the plugin) while a plugin's module was imported.
+
+    The command stops (exit 130) with one line naming the plugin, no traceback: a Ctrl-C during a slow
+    import means "stop", so it is not turned into a failed plugin like ``SystemExit`` is. It is still a
+    ``KeyboardInterrupt`` for a program that embeds vfp.
+    """
 
 
 class ComponentLookupError(LookupError):
@@ -52,10 +83,23 @@ class PluginRecord:
     components: list[ComponentSpec] = field(default_factory=list)
     config_dirs: list[Path] = field(default_factory=list)
     module: ModuleType | None = field(default=None, repr=False)
+    import_seconds: float | None = None
+    """Wall time of importing the entry-point module (None when it was not imported)."""
+    imports_torch: bool | None = None
+    """Whether importing the entry-point module imported torch (None: unknown, torch was already loaded)."""
+    problems: list[str] = field(default_factory=list)
+    """What works but should be fixed (a slow or torch-importing light module)."""
+    conflicts: list[Conflict] = field(default_factory=list)
+    """Names this plugin registers that another plugin claims too (unusable until one is removed)."""
 
     @property
     def label(self) -> str:
         return f"{self.name!r} ({self.distribution} {self.version})"
+
+    @property
+    def active(self) -> bool:
+        """True when the plugin was loaded and its hooks are called (``ok`` or ``conflict``)."""
+        return self.status in ACTIVE_STATUSES
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -68,6 +112,45 @@ class PluginRecord:
             "contract": self.contract,
             "components": [{"kind": str(c.kind), "name": c.name} for c in self.components],
             "config_dirs": [str(p) for p in self.config_dirs],
+            "import_seconds": None if self.import_seconds is None else round(self.import_seconds, 4),
+            "imports_torch": self.imports_torch,
+            "problems": list(self.problems),
+            "conflicts": [conflict.as_json() for conflict in self.conflicts],
+        }
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """One component name claimed by several plugins, and how to resolve it."""
+
+    kind: ComponentKind
+    name: str
+    claims: tuple[ComponentSpec, ...]
+
+    @property
+    def plugins(self) -> list[str]:
+        return [spec.plugin for spec in self.claims]
+
+    def message(self) -> str:
+        """The problem and every way out: keep either claimant (disable the others) or uninstall one."""
+        who = " and ".join(spec.origin for spec in self.claims)
+        ways = [
+            f"disable plugin {spec.plugin!r} (--disable-plugin {spec.plugin} or {DISABLE_ENV}={spec.plugin})"
+            for spec in self.claims
+        ]
+        known = [d for d in dict.fromkeys(spec.distribution for spec in self.claims) if d and d != "?"]
+        uninstall = " or ".join(known) if len(known) == len(self.claims) else "one of them"
+        return (
+            f"{self.kind} {self.name!r} is claimed by both {who}, so neither can be used; "
+            f"to keep one, {' or '.join(ways)}, or uninstall {uninstall}"
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "kind": str(self.kind),
+            "name": self.name,
+            "claimed_by": [{"plugin": s.plugin, "distribution": s.distribution} for s in self.claims],
+            "message": self.message(),
         }
 
 
@@ -79,9 +162,24 @@ def strict_mode() -> bool:
     return os.environ.get(STRICT_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def import_threshold() -> float:
+    """Seconds an entry-point module may take to import (``VFP_PLUGIN_IMPORT_THRESHOLD``, default 0.5)."""
+    text = os.environ.get(IMPORT_THRESHOLD_ENV, "").strip()
+    try:
+        return float(text) if text else DEFAULT_IMPORT_THRESHOLD
+    except ValueError:
+        warnings.warn(
+            f"{IMPORT_THRESHOLD_ENV}={text!r} is not a number of seconds; using {DEFAULT_IMPORT_THRESHOLD}",
+            PluginWarning,
+            stacklevel=2,
+        )
+        return DEFAULT_IMPORT_THRESHOLD
+
+
 def check_contract(declared: object) -> str | None:
     """Return why a declared contract version is refused, or None when it is supported."""
-    supported = f"{SUPPORTED_CONTRACT_MAJOR}.x (this vfp-core implements {CONTRACT_VERSION})"
+    versions = ", ".join(SUPPORTED_CONTRACTS)
+    supported = f"{SUPPORTED_CONTRACT_MAJOR}.x (versions {versions}; this vfp-core implements {CONTRACT_VERSION})"
     if declared is None:
         return (
             f"declares no contract version; set VFP_CONTRACT = {CONTRACT_VERSION!r} in the plugin module "
@@ -129,16 +227,17 @@ class ComponentRegistry:
     def __contains__(self, key: tuple[ComponentKind | str, str]) -> bool:
         return (ComponentKind(key[0]), key[1]) in self._specs
 
-    def conflict_message(self, kind: ComponentKind, name: str) -> str | None:
+    def conflict(self, kind: ComponentKind, name: str) -> Conflict | None:
         claims = self.conflicts.get((kind, name))
-        if not claims:
-            return None
-        who = " and ".join(spec.origin for spec in claims)
-        plugins = ",".join(spec.plugin for spec in claims[1:])
-        return (
-            f"{kind} {name!r} is claimed by both {who}; uninstall one of them or disable it "
-            f"(for example {DISABLE_ENV}={plugins})"
-        )
+        return Conflict(kind, name, tuple(claims)) if claims else None
+
+    def all_conflicts(self) -> list[Conflict]:
+        """Every name claimed more than once, sorted by kind and name."""
+        return [Conflict(k, n, tuple(self.conflicts[(k, n)])) for k, n in sorted(self.conflicts)]
+
+    def conflict_message(self, kind: ComponentKind, name: str) -> str | None:
+        conflict = self.conflict(kind, name)
+        return conflict.message() if conflict else None
 
     def unknown_message(self, kind: ComponentKind | str, name: str) -> str:
         kind = ComponentKind(kind)
@@ -197,8 +296,39 @@ class PluginHost:
         self.pm = _PluginManager(hookspecs.PROJECT_NAME)
         self.pm.add_hookspecs(hookspecs)
         self.records: list[PluginRecord] = []
-        self.registry = ComponentRegistry()
+        self._registry = ComponentRegistry()
+        self._models_checked = False
         self._load(entry_points)
+
+    @property
+    def registry(self) -> ComponentRegistry:
+        """The installed components, once every plugin's config models were checked to build.
+
+        The check (building each config model's validator and JSON Schema, about 0.1 s for the packaged
+        plugins) runs on first use, not at discovery, so ``vfp --help`` does not pay for it; a plugin
+        with a config model that cannot be built is then marked failed and its components left out.
+        """
+        if not self._models_checked:
+            self._models_checked = True
+            self._check_config_models()
+        return self._registry
+
+    def _check_config_models(self) -> None:
+        broken = False
+        for record in self.active:
+            for spec in record.components:
+                problem = _config_model_problem(spec)
+                if problem is not None:
+                    self._fail(record, problem)
+                    broken = True
+                    break
+        if broken:  # rebuild the registry without the failed plugins' components
+            self._registry = ComponentRegistry()
+            for record in self.records:
+                record.conflicts.clear()
+                if record.status == "conflict":
+                    record.status, record.reason = "ok", None
+            self._register_components(warn=False)
 
     # discovery -----------------------------------------------------------------------------
     def _load(self, entry_points: Sequence[metadata.EntryPoint] | None) -> None:
@@ -226,12 +356,31 @@ class PluginHost:
             raise PluginError(message + f" ({STRICT_ENV} is set)")
         warnings.warn(message, PluginWarning, stacklevel=3)
 
+    def _problem(self, record: PluginRecord, problem: str) -> None:
+        """A plugin that works but should be fixed: warned about, and fatal in strict mode."""
+        record.problems.append(problem)
+        message = f"plugin {record.label} {problem}"
+        if self.strict:
+            raise PluginError(message + f" ({STRICT_ENV} is set)")
+        warnings.warn(message, PluginWarning, stacklevel=4)
+
     def _load_one(self, ep: metadata.EntryPoint, record: PluginRecord) -> None:
+        torch_before = "torch" in sys.modules
+        started = time.perf_counter()
         try:
             module = ep.load()
+        except KeyboardInterrupt:
+            record.status, record.reason = "failed", f"import of {ep.value} was interrupted (KeyboardInterrupt)"
+            raise PluginInterrupted(f"interrupted while importing plugin {record.label} ({ep.value})") from None
+        except SystemExit as exc:  # sys.exit() at import must not end every vfp command silently
+            self._fail(record, f"called sys.exit({exc.code!r}) while importing {ep.value}")
+            return
         except Exception as exc:
             self._fail(record, f"failed to import {ep.value}: {type(exc).__name__}: {exc}")
             return
+        finally:
+            record.import_seconds = time.perf_counter() - started
+            record.imports_torch = None if torch_before else "torch" in sys.modules
         if not isinstance(module, ModuleType):
             self._fail(record, f"entry point must name a module, got {type(module).__name__}")
             return
@@ -259,10 +408,32 @@ class PluginHost:
             record.config_dirs = [Path(str(folder)) for result in dirs for folder in result]
         except (TypeError, ValueError) as exc:
             self._fail(record, f"returned an invalid registration: {exc}")
+            return
+        self._check_import_cost(record)
+
+    def _check_import_cost(self, record: PluginRecord) -> None:
+        """Warn about a light module that is not light: every vfp command, even ``--help``, pays for it."""
+        seconds = record.import_seconds or 0.0
+        threshold = import_threshold()
+        how = (
+            "every vfp command, even `vfp --help`, pays for it. Keep the entry-point module light (config "
+            "models and registration only) and move heavy imports into the modules named by the components' "
+            "lazy targets ('package.module:attribute'), which vfp imports only when a component is built"
+        )
+        if record.imports_torch:
+            self._problem(
+                record, f"imports torch when its entry point {record.value} is imported ({seconds:.2f} s): {how}"
+            )
+        elif seconds > threshold:
+            self._problem(
+                record,
+                f"takes {seconds:.2f} s to import its entry point {record.value} (more than {threshold:g} s, "
+                f"{IMPORT_THRESHOLD_ENV}): {how}",
+            )
 
     def _call_plugin(self, record: PluginRecord, hook_name: str, **kwargs: Any) -> list[Any]:
         """Call one hook of one plugin only; a raising plugin is marked failed."""
-        if record.status != "ok" or record.module is None:
+        if not record.active or record.module is None:
             return []
         caller = getattr(self.pm.hook, hook_name)
         results = []
@@ -271,6 +442,9 @@ class PluginHost:
                 continue
             try:
                 result = impl.function(**kwargs)
+            except SystemExit as exc:
+                self._fail(record, f"called sys.exit({exc.code!r}) in hook {hook_name}")
+                return []
             except Exception as exc:
                 self._fail(record, f"raised in hook {hook_name}: {type(exc).__name__}: {exc}")
                 return []
@@ -278,51 +452,92 @@ class PluginHost:
                 results.append(result)
         return results
 
-    def _register_components(self) -> None:
+    def _register_components(self, *, warn: bool = True) -> None:
         for record in self.records:
             for spec in record.components:
-                clash = self.registry.add(spec)
-                if clash is not None:
-                    message = self.registry.conflict_message(spec.kind, spec.name)
-                    if self.strict:
-                        raise PluginError(f"{message} ({STRICT_ENV} is set)")
-                    warnings.warn(f"{message}; the name is unusable until then", PluginWarning, stacklevel=3)
+                self._registry.add(spec)
+        by_plugin = {record.name: record for record in self.records}
+        for conflict in self._registry.all_conflicts():
+            for plugin in dict.fromkeys(conflict.plugins):
+                record = by_plugin[plugin]
+                record.conflicts.append(conflict)
+                if record.status == "ok":
+                    record.status = "conflict"
+                    record.reason = "claims a name another plugin claims too"
+            message = conflict.message()
+            if self.strict:
+                raise PluginError(f"{message} ({STRICT_ENV} is set)")
+            if warn:
+                warnings.warn(message, PluginWarning, stacklevel=3)
 
     # queries -------------------------------------------------------------------------------
     @property
     def active(self) -> list[PluginRecord]:
-        return [r for r in self.records if r.status == "ok"]
+        """Plugins whose hooks are called (status ``ok`` or ``conflict``)."""
+        return [r for r in self.records if r.active]
+
+    def conflicts(self) -> list[Conflict]:
+        """Every component name claimed by more than one plugin."""
+        return self.registry.all_conflicts()
 
     def config_dirs(self) -> list[tuple[PluginRecord, Path]]:
         return [(record, folder) for record in self.active for folder in record.config_dirs]
 
-    # lifecycle hooks -----------------------------------------------------------------------
+    # callbacks of a run -------------------------------------------------------------------
     def register_object(self, obj: object, name: str) -> None:
         """Register a run-scoped hook implementer (a callback component instance)."""
         self.pm.register(obj, name=name)
 
     def unregister_object(self, obj: object) -> None:
+        """Unregister what :meth:`register_object` registered (a no-op when it is not registered)."""
         if self.pm.is_registered(obj):
             self.pm.unregister(obj)
 
-    def call_lifecycle(self, hook_name: str, **kwargs: Any) -> None:
-        """Call a lifecycle hook on every implementer; one that raises is named and unregistered."""
+    # the typed facade: one method per hook -------------------------------------------------
+    def on_train_start(self, run: RunInfo) -> None:
+        """``vfp_on_train_start``: once before the first training step."""
+        self._call_lifecycle("vfp_on_train_start", run=run)
+
+    def on_step_end(self, run: RunInfo, step: int, metrics: Mapping[str, float]) -> None:
+        """``vfp_on_step_end``: after each logged optimizer step."""
+        self._call_lifecycle("vfp_on_step_end", run=run, step=step, metrics=metrics)
+
+    def on_evaluation_end(self, run: RunInfo, step: int, metrics: Mapping[str, float]) -> None:
+        """``vfp_on_evaluation_end``: after each periodic evaluation."""
+        self._call_lifecycle("vfp_on_evaluation_end", run=run, step=step, metrics=metrics)
+
+    def on_checkpoint_saved(self, run: RunInfo, step: int, path: Path) -> None:
+        """``vfp_on_checkpoint_saved``: after a checkpoint was written."""
+        self._call_lifecycle("vfp_on_checkpoint_saved", run=run, step=step, path=path)
+
+    def on_train_end(self, run: RunInfo, status: RunStatus) -> None:
+        """``vfp_on_train_end``: once when training stops."""
+        self._call_lifecycle("vfp_on_train_end", run=run, status=status)
+
+    def add_cli_commands(self, app: typer.Typer) -> None:
+        """``vfp_add_cli_commands``: every active plugin adds its subcommands; one that raises is left out."""
+        for record in self.active:
+            self._call_plugin(record, "vfp_add_cli_commands", app=app)
+
+    def _call_lifecycle(self, hook_name: LifecycleHook, **kwargs: Any) -> None:
+        """The implementation behind the typed ``on_*`` methods: call them, not this.
+
+        Calls a lifecycle hook on every implementer; one that raises (or calls ``sys.exit``) is named and
+        unregistered for the rest of the run (or the error is raised in strict mode). A
+        ``KeyboardInterrupt`` is not caught: it stops the run as a Ctrl-C does.
+        """
         caller: pluggy.HookCaller = getattr(self.pm.hook, hook_name)
         for impl in reversed(caller.get_hookimpls()):
             try:
                 impl.function(**kwargs)
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:
                 name = self.pm.get_name(impl.plugin) or repr(impl.plugin)
-                message = f"{name} raised in {hook_name}: {type(exc).__name__}: {exc}"
+                what = f"called sys.exit({exc.code!r})" if isinstance(exc, SystemExit) else "raised"
+                message = f"{name} {what} in {hook_name}: {type(exc).__name__}: {exc}"
                 if self.strict:
                     raise PluginError(message) from exc
-                warnings.warn(message + "; it is disabled for the rest of this run", PluginWarning, stacklevel=2)
+                warnings.warn(message + "; it is disabled for the rest of this run", PluginWarning, stacklevel=3)
                 self.pm.unregister(impl.plugin)
-
-    def add_cli_commands(self, app: Any) -> None:
-        """Let every active plugin add its subcommands; a plugin that raises is left out."""
-        for record in self.active:
-            self._call_plugin(record, "vfp_add_cli_commands", app=app)
 
 
 def _name_and_version(dist: metadata.Distribution | None) -> tuple[str, str]:
@@ -341,6 +556,78 @@ def _name_and_version(dist: metadata.Distribution | None) -> tuple[str, str]:
         meta = dist.metadata
         return meta["Name"] or "?", meta["Version"] or "?"
     return found["Name"], found["Version"]
+
+
+def raised_in_validation(
+    exc: BaseException, registry: ComponentRegistry, data: object
+) -> tuple[tuple[str | int, ...], str]:
+    """The key path and message for an exception (not a validation error) raised while validating a config.
+
+    A config model's validator that raises something else than ``ValueError``/``AssertionError`` (a
+    ``RuntimeError``, say) is a bug in its plugin; the component is found from the traceback (the
+    innermost frame in a module defining a registered config model) and its section in ``data``.
+    """
+    by_module: dict[str, list[ComponentSpec]] = {}
+    for kind in ComponentKind:
+        for spec in registry.specs(kind):
+            by_module.setdefault(spec.config.__module__, []).append(spec)
+    frames = []
+    tb = exc.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    culprit: ComponentSpec | None = None
+    for frame in reversed(frames):
+        candidates = by_module.get(frame.f_globals.get("__name__", ""), [])
+        if candidates:
+            owner = getattr(frame.f_code, "co_qualname", "").rsplit(".", 1)[0]
+            culprit = next((c for c in candidates if c.config.__qualname__ == owner), candidates[0])
+            break
+    what = f"{type(exc).__name__}: {exc}"
+    if culprit is None:
+        return (), f"validating the config raised {what}"
+    path = _section_of(data, culprit.name, ()) or ()
+    return path, (
+        f"the config model of {culprit.kind} {culprit.name!r} (from {culprit.origin}) raised {what}; "
+        "this is a bug in that plugin (a validator must raise ValueError for a bad value)"
+    )
+
+
+def _section_of(data: object, name: str, path: tuple[str | int, ...]) -> tuple[str | int, ...] | None:
+    """The path of the first mapping in ``data`` whose ``type`` is ``name``."""
+    if isinstance(data, dict):
+        if data.get("type") == name:
+            return path
+        children: Iterable[tuple[str | int, object]] = data.items()
+    elif isinstance(data, list):
+        children = enumerate(data)
+    else:
+        return None
+    for key, value in children:
+        found = _section_of(value, name, (*path, key))
+        if found is not None:
+            return found
+    return None
+
+
+def _config_model_problem(spec: ComponentSpec) -> str | None:
+    """Why a component's config model cannot validate or describe configs (None when it can).
+
+    Builds the validator and the JSON Schema now, at discovery: a model with an unresolvable annotation
+    or a field of a type pydantic cannot handle (``threading.Lock``) would otherwise break ``vfp config
+    validate|schema`` and ``vfp train`` for every experiment, not only the ones that use it.
+    """
+    model = spec.config
+    try:
+        model.model_rebuild(raise_errors=True)
+        model.model_json_schema()
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return (
+            f"has a config model that cannot be built ({spec.kind} {spec.name!r}, "
+            f"{getattr(model, '__qualname__', model)!r}): {type(exc).__name__}: {first}"
+        )
+    return None
 
 
 def _check_spec(spec: object) -> ComponentSpec:
@@ -367,4 +654,5 @@ def reset_host(host: PluginHost | None = None) -> None:
 
 
 def plugin_versions(host: PluginHost) -> Mapping[str, str]:
+    """Installed plugin distributions and their versions (recorded in a run's env.json)."""
     return {r.distribution: r.version for r in host.records}

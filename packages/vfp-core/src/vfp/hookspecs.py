@@ -1,15 +1,17 @@
 """The vfp plugin contract: the hooks a plugin may implement.
 
 A plugin is a module named by an entry point in the ``vfp`` group. It sets
-``VFP_CONTRACT = "1.0"`` (the contract version it targets) and implements any of these hooks with
-``@vfp.hookimpl``. Lifecycle hooks are also implemented by the callback components of a run.
+``VFP_CONTRACT = "1.1"`` (the contract version it targets; ``"1.0"`` plugins keep working) and
+implements any of these hooks with ``@vfp.hookimpl``. Lifecycle hooks are also implemented by the
+callback components of a run; they receive ``run``, a :class:`vfp.RunInfo`. vfp calls every hook
+through one typed method of its plugin host, never by name.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pluggy
 
@@ -17,6 +19,7 @@ if TYPE_CHECKING:
     import typer
 
     from vfp.components import ComponentSpec
+    from vfp.lifecycle import RunInfo, RunStatus
 
 PROJECT_NAME = "vfp"
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
@@ -41,25 +44,25 @@ def vfp_add_cli_commands(app: typer.Typer) -> None:
 
 
 @hookspec
-def vfp_on_train_start(run: Any) -> None:
-    """Called once before the first training step with the run context."""
+def vfp_on_train_start(run: RunInfo) -> None:
+    """Called once before the first training step (also on resume: see ``run.start_step``)."""
 
 
 @hookspec
-def vfp_on_step_end(run: Any, step: int, metrics: Mapping[str, float]) -> None:
+def vfp_on_step_end(run: RunInfo, step: int, metrics: Mapping[str, float]) -> None:
     """Called after each logged optimizer step with its training metrics."""
 
 
 @hookspec
-def vfp_on_evaluation_end(run: Any, step: int, metrics: Mapping[str, float]) -> None:
+def vfp_on_evaluation_end(run: RunInfo, step: int, metrics: Mapping[str, float]) -> None:
     """Called after each periodic evaluation with its metrics."""
 
 
 @hookspec
-def vfp_on_checkpoint_saved(run: Any, step: int, path: Path) -> None:
+def vfp_on_checkpoint_saved(run: RunInfo, step: int, path: Path) -> None:
     """Called after a checkpoint has been written atomically."""
 
 
 @hookspec
-def vfp_on_train_end(run: Any, status: str) -> None:
+def vfp_on_train_end(run: RunInfo, status: RunStatus) -> None:
     """Called once when training stops; status is completed, interrupted or failed."""

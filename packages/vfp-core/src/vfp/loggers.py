@@ -6,18 +6,24 @@ import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from vfp._builtin_plugin import JsonlLoggerConfig, TensorBoardLoggerConfig
 from vfp.hookspecs import hookimpl
+from vfp.lifecycle import RunInfo, RunStatus
 
 
-class RunInfo(Protocol):
-    """What a logger needs to know about the run (the engine's run context satisfies it)."""
+def _inside(run_dir: Path, relative: str) -> Path:
+    """``run_dir / relative``, refused when it resolves outside the run directory (a symlink, say).
 
-    run_dir: Path
-    start_step: int
-    is_main: bool
+    The config models refuse absolute paths and ``..`` already; this also covers configs built in
+    Python without validation and links inside the run directory that point out of it.
+    """
+    path = run_dir / relative
+    root = run_dir.resolve()
+    if not path.resolve().is_relative_to(root):
+        raise ValueError(f"{path} resolves to {path.resolve()}, outside the run directory {root}; nothing is written")
+    return path
 
 
 def _finite_or_none(value: float) -> float | None:
@@ -38,7 +44,8 @@ class JsonlLogger:
     def vfp_on_train_start(self, run: RunInfo) -> None:
         if not run.is_main:
             return
-        self.path = run.run_dir / self.config.filename
+        self.path = _inside(run.run_dir, self.config.filename)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists() and run.start_step > 0:
             kept = [
                 line
@@ -79,7 +86,8 @@ class TensorBoardLogger:
             return
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(log_dir=str(run.run_dir / self.config.subdir), purge_step=run.start_step or None)
+        log_dir = _inside(run.run_dir, self.config.subdir)
+        self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=run.start_step or None)
 
     @hookimpl
     def vfp_on_step_end(self, run: RunInfo, step: int, metrics: Mapping[str, float]) -> None:
@@ -95,7 +103,7 @@ class TensorBoardLogger:
             self.writer.flush()
 
     @hookimpl
-    def vfp_on_train_end(self, run: RunInfo, status: str) -> None:
+    def vfp_on_train_end(self, run: RunInfo, status: RunStatus) -> None:
         if self.writer is not None:
             self.writer.close()
             self.writer = None

@@ -1,4 +1,4 @@
-"""``vfp data``: write synthetic demo datasets and inspect datasets.
+"""``vfp data``: write synthetic demo datasets, inspect datasets, build frame caches.
 
 This module is imported to build the command line, so it stays light: h5py, numpy, torch and lerobot
 are imported inside the commands.
@@ -15,6 +15,7 @@ from typing import Any
 
 import typer
 
+from vfp_il_components.envs.metaworld import METAWORLD_TASKS
 from vfp_il_components.tasks import TASK_NAMES
 
 app = typer.Typer(help="Make synthetic demo datasets and inspect datasets (HDF5 or LeRobot).", no_args_is_help=True)
@@ -32,12 +33,24 @@ def _fail(message: str, code: int = EXIT_FAILURE) -> typer.Exit:
     from rich.console import Console
     from rich.markup import escape
 
-    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {escape(message)}", markup=True)
+    console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+    console.print(f"[bold red]error:[/] {escape(message)}", markup=True)
     return typer.Exit(code)
 
 
+def _warn(messages: list[str]) -> None:
+    """Print ``warning: message`` lines on stderr (plain text, never markup)."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+    for message in messages:
+        console.print(f"[yellow]warning:[/] {escape(message)}", markup=True)
+
+
 def _complete_task(incomplete: str) -> list[str]:
-    return [name for name in TASK_NAMES if name.startswith(incomplete)]
+    names = [*TASK_NAMES, *(f"metaworld/{task}" for task in METAWORLD_TASKS)]
+    return [name for name in names if name.startswith(incomplete)]
 
 
 def _parse_options(pairs: list[str] | None) -> dict[str, Any]:
@@ -57,7 +70,11 @@ def _parse_options(pairs: list[str] | None) -> dict[str, Any]:
 @app.command("demo")
 def demo(
     task_name: str = typer.Argument(
-        ..., metavar="TASK", help=f"Synthetic task: {', '.join(TASK_NAMES)}.", autocompletion=_complete_task
+        ...,
+        metavar="TASK",
+        help=f"Synthetic task: {', '.join(TASK_NAMES)}; or metaworld/<task>, MetaWorld's scripted experts on two "
+        f"routes (the metaworld extra): {', '.join(METAWORLD_TASKS)}.",
+        autocompletion=_complete_task,
     ),
     out: Path = typer.Argument(..., help="HDF5 file to write, or the folder of the LeRobot dataset."),
     data_format: DataFormat = typer.Option(DataFormat.hdf5, "--format", "-f", help="Dataset format."),
@@ -75,9 +92,13 @@ def demo(
     ),
     force: bool = typer.Option(False, "--force", help="Replace an existing dataset at OUT."),
 ) -> None:
-    """Write demonstrations of a synthetic task's scripted expert (ground-truth mode per episode)."""
-    if task_name not in TASK_NAMES:
+    """Write demonstrations of a synthetic task's or a MetaWorld task's scripted expert (ground-truth mode per
+    episode)."""
+    metaworld = task_name.startswith("metaworld/")
+    if task_name not in TASK_NAMES and not metaworld:
         raise _fail(f"unknown task {task_name!r}; available tasks: {', '.join(TASK_NAMES)}", EXIT_USAGE)
+    if metaworld and images:
+        raise _fail("metaworld demonstrations are state-only: drop --images", EXIT_USAGE)
     if video and not images:
         raise _fail("--video needs --images", EXIT_USAGE)
     options = _parse_options(option)
@@ -89,6 +110,19 @@ def demo(
             if not (out / "meta" / "info.json").is_file():
                 raise _fail(f"{out} is a folder that is not a LeRobot dataset; refusing to delete it")
             shutil.rmtree(out)
+    if metaworld:
+        from vfp_il_components.envs.metaworld_demos import write_metaworld_demos
+
+        try:
+            written = write_metaworld_demos(
+                task_name, out, episodes=episodes, seed=seed, data_format=data_format.value,
+                val_ratio=val_ratio, repo_id=repo_id, options=options,
+            )  # fmt: skip
+        except (TypeError, ValueError, ImportError, RuntimeError) as exc:
+            raise _fail(str(exc)) from None
+        frames = sum(len(d) for d in written)
+        typer.echo(f"wrote {len(written)} episodes ({frames} frames) of {task_name} to {out} [{data_format.value}]")
+        return
     from vfp_il_components.tasks import get_task
 
     try:
@@ -114,18 +148,74 @@ def inspect(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
     max_episodes: int = typer.Option(20, "--max-episodes", min=0, help="Episodes listed in the table."),
 ) -> None:
-    """Print episodes, lengths, keys, shapes, dtypes and statistics of a dataset."""
+    """Print episodes, lengths, keys, shapes, dtypes and statistics of a dataset.
+
+    Exit codes: 0 done (warnings, if any, on stderr), 2 when the dataset is unreadable or malformed.
+    """
     from vfp_il_components.data.errors import DataError
     from vfp_il_components.data.inspect import inspect_dataset
 
     try:
         summary = inspect_dataset(path)
     except DataError as exc:
-        raise _fail(str(exc)) from None
+        raise _fail(str(exc), EXIT_USAGE) from None
+    _warn(summary.get("warnings", []))
     if as_json:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
         return
     _print_summary(summary, max_episodes)
+
+
+@app.command("cache")
+def cache(
+    path: Path = typer.Argument(..., help="A LeRobot dataset folder."),
+    info: bool = typer.Option(False, "--info", help="List this dataset's cache entries instead of building."),
+    clear: bool = typer.Option(False, "--clear", help="Remove this dataset's cache entries."),
+    keys: list[str] | None = typer.Option(None, "--key", "-k", help="Image/video feature to cache (repeatable)."),
+    cache_dir: Path | None = typer.Option(
+        None, "--cache-dir", help="Cache folder (default: $VFP_CACHE_DIR, else ~/.cache/vfp)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Build the frame cache of a LeRobot dataset's image and video features (decoded once into uint8
+    memory maps that training reads), or inspect (--info) or remove (--clear) it."""
+    from vfp_il_components.data.errors import DataError
+    from vfp_il_components.data.frame_cache import (
+        FrameCacheUnavailable,
+        build_lerobot_cache,
+        cache_entries,
+        clear_cache,
+        human_bytes,
+    )
+
+    if info and clear:
+        raise _fail("--info and --clear exclude each other", EXIT_USAGE)
+    if clear:
+        removed = clear_cache(cache_dir, path)
+        if as_json:
+            sys.stdout.write(json.dumps([str(p) for p in removed], indent=2) + "\n")
+        else:
+            typer.echo(f"removed {len(removed)} cache entr{'y' if len(removed) == 1 else 'ies'} of {path}")
+        return
+    if not info:
+        try:
+            build_lerobot_cache(path, keys or None, cache_dir)
+        except (DataError, FrameCacheUnavailable, ImportError) as exc:
+            raise _fail(str(exc)) from None
+    entries = cache_entries(cache_dir, path)
+    if as_json:
+        sys.stdout.write(json.dumps(entries, indent=2) + "\n")
+        return
+    if not entries:
+        typer.echo(f"no frame cache for {path} (build it with: vfp data cache {path})")
+        return
+    for entry in entries:
+        state = "complete" if entry["complete"] else "INCOMPLETE (rebuilt on next use)"
+        shape = "x".join(str(s) for s in entry.get("shape", []))
+        typer.echo(
+            f"{entry.get('feature', '?')}: {entry.get('num_frames', '?')} frames of {shape or '?'} (uint8 CHW), "
+            f"{human_bytes(entry['bytes'])}, {state}, built in {entry.get('build_seconds', '?')}s\n  {entry['path']}"
+        )
 
 
 def _short(values: Any, limit: int = 4) -> str:
@@ -141,7 +231,7 @@ def _print_summary(summary: dict[str, Any], max_episodes: int) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(highlight=False, soft_wrap=True)
+    console = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)  # file contents printed as written
     overview = Table(title=f"{summary['format']} dataset", show_header=False)
     overview.add_column("field", style="bold")
     overview.add_column("value", overflow="fold")

@@ -23,11 +23,16 @@ _consoles: dict[str, Console] = {}
 
 
 def _console(stream: str) -> Console:
-    """Rich consoles are created on first use: plain and JSON output never import rich."""
+    """Rich consoles are created on first use: plain and JSON output never import rich.
+
+    Never emoji codes (``file:100: key`` must not show an emoji). Markup stays on for the few styled
+    words vfp writes itself; user text (paths, keys, messages) is printed with ``markup=False`` or
+    through :func:`rich.markup.escape`, so ``[red]`` in a file name is printed as written.
+    """
     if stream not in _consoles:
         from rich.console import Console
 
-        _consoles[stream] = Console(stderr=stream == "err", highlight=False, soft_wrap=True)
+        _consoles[stream] = Console(stderr=stream == "err", highlight=False, soft_wrap=True, emoji=False)
     return _consoles[stream]
 
 
@@ -37,6 +42,13 @@ def out() -> Console:
 
 def err() -> Console:
     return _console("err")
+
+
+def escape(text: object) -> str:
+    """``text`` made safe to embed in rich markup: printed as written, ``[red]`` and all."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(str(text))
 
 
 def print_json(data: object) -> None:
@@ -61,7 +73,7 @@ def config_errors() -> Iterator[None]:
     try:
         yield
     except ConfigError as exc:
-        err().print(exc.render(), markup=False)
+        err().print(exc.render(), markup=False, emoji=False, highlight=False)
         raise typer.Exit(EXIT_USAGE) from None
     except PluginError as exc:
         raise fail(str(exc)) from None
@@ -85,4 +97,4 @@ def write_text_or_stdout(text: str, output: Path | None) -> None:
     else:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text, encoding="utf-8")
-        err().print(f"wrote {output}")
+        err().print(f"wrote {output}", markup=False)

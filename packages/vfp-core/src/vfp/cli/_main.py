@@ -9,8 +9,8 @@ from typing import Any
 
 import typer
 
-from vfp._plugins import PluginError, PluginWarning, get_host
-from vfp.cli import config, configs, new, plugins, train
+from vfp._plugins import PluginError, PluginInterrupted, PluginWarning, get_host
+from vfp.cli import config, configs, export, new, plot, plugins, runs, serve, sweep, train
 from vfp.cli._common import err, fail
 
 DISABLE_OPTION = "--disable-plugin"
@@ -69,7 +69,12 @@ def build_app() -> typer.Typer:
     app.add_typer(config.app, name="config")
     app.add_typer(configs.app, name="configs")
     app.add_typer(new.app, name="new")
+    app.add_typer(runs.app, name="runs")
     train.register(app)
+    plot.register(app)
+    sweep.register(app)
+    export.register(app)
+    serve.register(app)
     get_host().add_cli_commands(app)
     return app
 
@@ -88,6 +93,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         get_host(disabled=_disabled_from_argv(args))
         app = build_app()
+    except PluginInterrupted as exc:  # Ctrl-C during a plugin's import: stop, no traceback
+        raise SystemExit(fail(str(exc), 130).exit_code) from None
     except PluginError as exc:
         raise SystemExit(fail(str(exc)).exit_code) from None
     app(args=args, prog_name="vfp")

@@ -8,12 +8,15 @@ from pathlib import Path
 import typer
 
 from vfp._plugins import get_host
-from vfp.cli._common import complete_config, config_errors, err, write_text_or_stdout
+from vfp.cli._common import complete_config, config_errors, err, escape, write_text_or_stdout
 
 app = typer.Typer(help="Validate, show and describe experiment configs.", no_args_is_help=True)
 
 CONFIG_HELP = "Experiment YAML file, or the name of a packaged experiment (see `vfp configs list`)."
-OVERRIDES_HELP = "Overrides KEY.PATH=VALUE, applied last; values are read as YAML (1e-4, [1, 2], true)."
+OVERRIDES_HELP = (
+    "Overrides, applied last: KEY.PATH=VALUE (read as YAML: 1e-4, [1, 2], true) or ~KEY.PATH to delete a key; "
+    "see docs/configs.md."
+)
 
 
 @app.command()
@@ -26,7 +29,7 @@ def validate(
 
     with config_errors():
         loaded = load_experiment(config, overrides or ())
-    err().print(f"[green]valid:[/] {loaded.source}")
+    err().print(f"[green]valid:[/] {escape(loaded.source)}")
 
 
 @app.command()

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from vfp._plugins import get_host
-from vfp.cli._common import out, print_json
+from vfp.cli._common import escape, out, print_json
 
 if TYPE_CHECKING:
     from vfp.config import PackagedConfig
@@ -56,5 +56,5 @@ def list_configs(
     for column in ("name", "distribution", "description"):
         table.add_column(column, overflow="fold")
     for entry in entries:
-        table.add_row(entry.name, entry.distribution, _description(entry))
+        table.add_row(escape(entry.name), escape(entry.distribution), escape(_description(entry)))
     out().print(table)

@@ -1,4 +1,4 @@
-"""``vfp new``: start a new experiment from a packaged one."""
+"""``vfp new``: start a new experiment from a packaged one, or a new plugin package (see ``_scaffold``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import typer
 from vfp._plugins import get_host
 from vfp.cli._common import EXIT_USAGE, complete_config, config_errors, err, fail
 
-app = typer.Typer(help="Create new experiments from packaged ones.", no_args_is_help=True)
+app = typer.Typer(help="Create new experiments from packaged ones, and new plugin packages.", no_args_is_help=True)
 
 
 def _local_references(path: Path, seen: set[Path]) -> None:
@@ -48,19 +48,52 @@ def experiment(
 
     with config_errors():
         origin = resolve_config_argument(source, ConfigCatalog(get_host()))
+        load_experiment(origin)  # a source that is not a valid experiment is refused before anything is written
         files: set[Path] = set()
         _local_references(origin, files)
     if dest.exists() and any(dest.iterdir()):
         raise fail(f"{dest} exists and is not empty", EXIT_USAGE)
     root = Path(*_common_root([origin.parent, *(f.parent for f in files)]))
-    for file in sorted(files):
-        target = dest / file.relative_to(root)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(file, target)
+    created = not dest.exists()
     new_experiment = dest / origin.relative_to(root)
-    with config_errors():
-        load_experiment(new_experiment)
-    err().print(f"created {new_experiment} ({len(files)} file(s)); train it with: vfp train {new_experiment}")
+    try:
+        for file in sorted(files):
+            target = dest / file.relative_to(root)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(file, target)
+            _rebase_schema_line(file, target)
+        with config_errors():
+            load_experiment(new_experiment)
+    except BaseException:  # leave nothing behind: remove what this command wrote
+        _remove_copies(dest, created)
+        raise
+    err().print(
+        f"created {new_experiment} ({len(files)} file(s)); train it with: vfp train {new_experiment}", markup=False
+    )
+
+
+def _remove_copies(dest: Path, created: bool) -> None:
+    """Undo a failed ``vfp new experiment``: DEST itself when it created it, else what it put in it."""
+    if created:
+        shutil.rmtree(dest, ignore_errors=True)
+    elif dest.is_dir():
+        for entry in dest.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink()
+
+
+SCHEMA_LINE = "# yaml-language-server: $schema="
+
+
+def _rebase_schema_line(source: Path, copy: Path) -> None:
+    """Point a copy's editor schema line (a path relative to the file) at the schema the original named."""
+    first, newline, rest = copy.read_text(encoding="utf-8").partition("\n")
+    reference = first.removeprefix(SCHEMA_LINE).strip()
+    if first.startswith(SCHEMA_LINE) and "://" not in reference and not Path(reference).is_absolute():
+        schema = (source.parent / reference).resolve().as_posix()
+        copy.write_text(f"{SCHEMA_LINE}{schema}{newline}{rest}", encoding="utf-8")
 
 
 def _common_root(folders: list[Path]) -> tuple[str, ...]:
@@ -73,120 +106,63 @@ def _common_root(folders: list[Path]) -> tuple[str, ...]:
     return tuple(common)
 
 
-PLUGIN_FILES = {
-    "pyproject.toml": """\
-[build-system]
-requires = ["hatchling>=1.20"]
-build-backend = "hatchling.build"
-
-[project]
-name = "{dist}"
-version = "0.1.0"
-description = "A vfp plugin"
-requires-python = ">=3.11"
-dependencies = ["vfp-core>=0.1", "torch>=2.2"]
-
-# vfp discovers plugins through this entry-point group: no YAML ever names a module.
-[project.entry-points.vfp]
-{entry} = "{module}.plugin"
-
-[tool.hatch.build.targets.wheel]
-packages = ["src/{module}"]
-""",
-    "README.md": """\
-# {dist}
-
-A vfp plugin. Install it next to vfp (`pip install -e .`), then `vfp plugins list` shows its
-components and `vfp configs list` its packaged experiments. The loss `{entry}_l1` is usable in YAML:
-
-```yaml
-losses:
-  flow: {{type: {entry}_l1, weight: 1.0}}
-```
-""",
-    "src/{module}/__init__.py": '"""{dist}: a vfp plugin."""\n',
-    "src/{module}/plugin.py": """\
-\"\"\"Registration of {dist}'s components. Keep this module light: no torch import here.\"\"\"
-
-from __future__ import annotations
-
-from pathlib import Path
-
-from pydantic import Field
-
-import vfp
-from vfp import ComponentKind, ComponentSpec, LossConfig
-
-VFP_CONTRACT = "{contract}"
-
-
-class L1LossConfig(LossConfig):
-    \"\"\"Mean absolute error between predicted and target action chunks.\"\"\"
-
-    reduction: str = Field("mean", pattern="^(mean|sum)$")
-
-
-@vfp.hookimpl
-def vfp_register_components() -> list[ComponentSpec]:
-    return [ComponentSpec(ComponentKind.LOSS, "{entry}_l1", L1LossConfig, "{module}.losses:L1Loss", "L1 loss")]
-
-
-@vfp.hookimpl
-def vfp_config_dirs() -> list[Path]:
-    return [Path(__file__).parent / "configs"]
-""",
-    "src/{module}/losses.py": """\
-\"\"\"Implementations: imported only when a component is built.\"\"\"
-
-from __future__ import annotations
-
-import torch
-
-from {module}.plugin import L1LossConfig
-
-
-class L1Loss(torch.nn.Module):
-    def __init__(self, config: L1LossConfig) -> None:
-        super().__init__()
-        self.config = config
-
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        error = (pred - target).abs()
-        value = error.mean() if self.config.reduction == "mean" else error.sum()
-        return self.config.weight * value
-""",
-    "src/{module}/configs/{entry}/README.md": "Packaged experiments of {dist} go here as YAML files.\n",
-    "tests/test_plugin.py": """\
-from vfp import PluginHost
-
-
-def test_the_plugin_registers_its_loss() -> None:
-    host = PluginHost()
-    assert "{entry}_l1" in host.registry.names("loss")
-""",
-}
-
-
 @app.command()
 def plugin(
     name: str = typer.Argument(..., help="Distribution name, e.g. vfp-foo."),
     dest: Path = typer.Argument(None, help="Folder to create (default: ./NAME)."),
+    kinds: list[str] = typer.Option(
+        None,
+        "--kind",
+        "-k",
+        metavar="KIND",
+        help="What the plugin provides: trainer, loss, dataloader, model, callback or command; repeatable "
+        "(--kind loss --kind callback) or comma-separated. Default: trainer, loss, dataloader, model. A loss "
+        "or a model comes with a trainer that uses it.",
+    ),
 ) -> None:
-    """Scaffold a third-party plugin package that works at once (entry point, one loss, configs)."""
+    """Scaffold a third-party plugin package that works at once.
+
+    It has the `vfp` entry point, a light registration module and one implementation module per kind,
+    dependencies with version ranges, a packaged experiment (listed by `vfp configs list`) and tests
+    that train it a few steps. Install it with `pip install -e DEST[test]`, then run `pytest DEST/tests`.
+    """
     import re
+    from importlib.metadata import PackageNotFoundError, version
 
     from vfp._plugins import CONTRACT_VERSION
+    from vfp.cli._scaffold import KINDS, ScaffoldNames, plugin_files, resolve_kinds, write_plugin
 
     if not re.fullmatch(r"[a-z][a-z0-9]*(-[a-z0-9]+)*", name):
         raise fail(f"{name!r} is not a valid distribution name: use lowercase words joined by '-'", EXIT_USAGE)
+    chosen = [kind.strip() for value in kinds or [] for kind in value.split(",") if kind.strip()]
+    unknown = sorted(set(chosen) - set(KINDS))
+    if unknown:
+        raise fail(f"unknown --kind {', '.join(unknown)}; choose from {', '.join(KINDS)}", EXIT_USAGE)
     dest = dest or Path(name)
     if dest.exists() and any(dest.iterdir()):
         raise fail(f"{dest} exists and is not empty", EXIT_USAGE)
-    module = name.replace("-", "_")
-    entry = module.removeprefix("vfp_") or module
-    values = {"dist": name, "module": module, "entry": entry, "contract": CONTRACT_VERSION}
-    for relative, template in PLUGIN_FILES.items():
-        target = dest / relative.format(**values)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(template.format(**values), encoding="utf-8")
-    err().print(f"created plugin {name} in {dest}; install it with: pip install -e {dest}")
+    try:
+        il_version: str | None = version("vfp-il-components")
+    except PackageNotFoundError:
+        il_version = None
+    names = ScaffoldNames.from_distribution(name)
+    generated, note = resolve_kinds(chosen)
+    files = plugin_files(
+        names,
+        generated,
+        contract=CONTRACT_VERSION,
+        core_version=CONTRACT_VERSION,
+        il_version=il_version,
+    )
+    write_plugin(dest, files)
+    from rich.markup import escape
+
+    made = ", ".join(generated)
+    if note:
+        err().print(escape(note))
+    err().print(
+        escape(
+            f"created plugin {name} in {dest} ({made}); install it with: pip install -e '{dest}[test]', "
+            f"then: vfp train {names.entry}/quickstart"
+        )
+    )

@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+MAX_ISSUES_SHOWN = 50
+"""Most problems :meth:`ConfigError.render` lists; the rest are counted (limit: problems reported)."""
+
 
 @dataclass(frozen=True)
 class ConfigIssue:
@@ -30,4 +33,7 @@ class ConfigError(ValueError):
     def render(self) -> str:
         count = len(self.issues)
         head = "invalid config" if count == 1 else f"invalid config ({count} problems)"
-        return head + ":\n" + "\n".join(f"  {issue}" for issue in self.issues)
+        lines = [f"  {issue}" for issue in self.issues[:MAX_ISSUES_SHOWN]]
+        if count > MAX_ISSUES_SHOWN:
+            lines.append(f"  ... and {count - MAX_ISSUES_SHOWN} more (limit: problems reported, {MAX_ISSUES_SHOWN})")
+        return head + ":\n" + "\n".join(lines)

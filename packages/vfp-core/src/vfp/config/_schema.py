@@ -7,17 +7,20 @@ from functools import lru_cache
 from types import GenericAlias
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_model
+from pydantic import Discriminator, Field, PrivateAttr, Tag, create_model
 
 from vfp._plugins import ComponentRegistry
-from vfp.components import ComponentConfig, ComponentKind, LossConfig
+from vfp.components import ComponentConfig, ComponentKind, LossConfig, Settings
+from vfp.config._yaml import KeyPath, LocatedData, Origin
 
 InitScheme = Literal["default", "xavier_uniform", "xavier_normal", "kaiming_normal", "orthogonal", "zeros"]
 DEFAULT_CALLBACKS = ("jsonl", "tensorboard")
+MAX_SEED = 2**32 - 1
+"""Largest seed: every generator the engine seeds (NumPy's legacy one included) accepts 0 .. 2^32 - 1."""
 
 
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+class StrictModel(Settings):
+    """The engine's own sections: strict like every config block (unknown keys are errors)."""
 
 
 class ModelComponentConfig(StrictModel):
@@ -63,11 +66,45 @@ class EvaluationConfig(StrictModel):
     max_batches: int | None = Field(
         None, ge=1, description="Limit the number of validation batches (null: the whole split)."
     )
+    env: ComponentConfig | None = Field(
+        None,
+        description="Closed-loop evaluation: an env component ``{type: NAME, ...}`` the engine rolls the policy out "
+        "in at every evaluation (see docs/environments.md; null: no rollouts by the engine).",
+    )
+    episodes: int = Field(50, ge=1, le=100_000, description="Episodes per closed-loop evaluation (with ``env``).")
+    num_envs: int | None = Field(
+        None, ge=1, le=4096, description="Environments stepped in parallel (null: all the episodes at once)."
+    )
+    max_episode_steps: int | None = Field(
+        None, ge=1, description="Truncate episodes after this many steps (null: the env's own limit)."
+    )
+    action_steps: int | None = Field(
+        None,
+        ge=1,
+        description="Actions of each predicted chunk executed before the policy is queried again "
+        "(null: the trainer's ``evaluation.action_steps``, else the whole horizon).",
+    )
+    seed: int = Field(
+        0, ge=0, le=MAX_SEED, description="Seed of the evaluation episodes: every evaluation sees the same episodes."
+    )
+
+
+class BestCheckpointConfig(StrictModel):
+    """Keep the best checkpoints by an evaluation metric (``checkpoints/best`` names the best one)."""
+
+    metric: str = Field("success_rate", min_length=1, description="Evaluation metric that ranks the checkpoints.")
+    mode: Literal["max", "min"] = Field("max", description="max: higher is better; min: lower is better.")
+    keep: int = Field(3, ge=1, le=1000, description="How many of the best checkpoints to keep.")
 
 
 class CheckpointingConfig(StrictModel):
     every: int = Field(1000, ge=0, description="Write a checkpoint every N steps (0: only at the end).")
     keep_last: int = Field(3, ge=1, description="How many step checkpoints to keep.")
+    best: BestCheckpointConfig | None = Field(
+        None,
+        description="Also keep the top-k checkpoints by an evaluation metric, ``{metric: success_rate, mode: max, "
+        "keep: 3}``; only checkpoints written at an evaluated step are ranked (null: off).",
+    )
 
 
 class DistributedConfig(StrictModel):
@@ -86,11 +123,24 @@ class LoggingConfig(StrictModel):
 
 
 class ExperimentConfig(StrictModel):
-    """A vfp experiment. Component sections are ``{type: NAME, ...params}``."""
+    """A vfp experiment. Component sections are ``{type: NAME, ...params}``.
 
-    name: str | None = None
-    description: str = ""
-    seed: int = 0
+    How files, ``extends`` and command-line overrides combine into one experiment is written down in
+    docs/configs.md.
+    """
+
+    name: str | None = Field(
+        None,
+        description="Name of the run: the default run directory is runs/NAME-DATE-TIME (null: the config file's "
+        "name without suffix).",
+    )
+    description: str = Field("", description="What this experiment is for; `vfp configs list` shows its first line.")
+    seed: int = Field(
+        0,
+        ge=0,
+        le=MAX_SEED,
+        description="Seed of every random generator (Python, NumPy, torch, data order): 0 to 2^32 - 1.",
+    )
     deterministic: bool = Field(
         False, description="Ask torch for deterministic algorithms (slower; bit-identical reruns on the same machine)."
     )
@@ -101,19 +151,45 @@ class ExperimentConfig(StrictModel):
     threads: int | None = Field(
         None,
         ge=1,
-        description="CPU threads torch may use per process (null: torch's default). Small policies on a "
-        "shared or small machine often train fastest with 1.",
+        le=4096,
+        description="CPU threads torch may use in each process during the run (torch.set_num_threads, restored "
+        "afterwards; null: torch's default). Small policies on a shared or small machine often train fastest with 1.",
     )
-    data: ComponentConfig
-    model: dict[str, ModelComponentConfig] = Field(default_factory=dict)
-    losses: dict[str, LossConfig] = Field(default_factory=dict)
-    optimizers: dict[str, ComponentConfig] = Field(min_length=1)
-    trainer: ComponentConfig
+    data: ComponentConfig = Field(description="The dataloader component: ``{type: NAME, ...}``.")
+    model: dict[str, ModelComponentConfig] = Field(
+        default_factory=dict,
+        description="Named model components (backbone, prior, ...): the names the trainer builds. In an extending "
+        "file, ``NAME: null`` deletes an inherited component.",
+    )
+    losses: dict[str, LossConfig] = Field(
+        default_factory=dict,
+        description="Named loss components: the names the trainer uses. In an extending file, ``NAME: null`` "
+        "deletes an inherited loss.",
+    )
+    optimizers: dict[str, ComponentConfig] = Field(
+        min_length=1,
+        description="Named optimizers; each model component names the one that trains it (``default`` unless it "
+        "says otherwise). In an extending file, ``NAME: null`` deletes an inherited optimizer.",
+    )
+    trainer: ComponentConfig = Field(description="The trainer component: ``{type: NAME, ...}``.")
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     checkpointing: CheckpointingConfig = Field(default_factory=CheckpointingConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     distributed: DistributedConfig = Field(default_factory=DistributedConfig)
+
+    # Where each key was written (file and line), when the config was read from files.
+    _origins: dict[KeyPath, Origin] = PrivateAttr(default_factory=dict)
+
+    def origin_of(self, path: KeyPath, *, exact: bool = False) -> Origin | None:
+        """Where the key at ``path`` was written (``exact=False``: or its nearest written ancestor).
+
+        None when not known: a config validated from plain data (such as the one saved in a
+        checkpoint) has no origins.
+        """
+        if exact:
+            return self._origins.get(path)
+        return LocatedData(None, self._origins).origin_of(path)
 
 
 def _type_of(value: Any) -> str | None:
@@ -168,16 +244,34 @@ def _build(registry_id: int, registry: ComponentRegistry) -> type[ExperimentConf
         )
     }
     logging: Any = create_model("LoggingConfig", __base__=LoggingConfig, **fields)
+    env_field = EvaluationConfig.model_fields["env"]
+    optional_env: Any = Union[unions[ComponentKind.ENV], None]  # noqa: UP007 - a run-time union needs Union[...]
+    evaluation: Any = create_model(
+        "EvaluationConfig",
+        __base__=EvaluationConfig,
+        env=(optional_env, Field(None, description=env_field.description)),
+    )
     component: Any = create_model(
         "ModelComponentConfig", __base__=ModelComponentConfig, arch=(unions[ComponentKind.MODEL], ...)
     )
+    described = {name: field.description for name, field in ExperimentConfig.model_fields.items()}
     fields = {
-        "data": (unions[ComponentKind.DATALOADER], ...),
-        "model": (GenericAlias(dict, (str, component)), Field(default_factory=dict)),
-        "losses": (GenericAlias(dict, (str, unions[ComponentKind.LOSS])), Field(default_factory=dict)),
-        "optimizers": (GenericAlias(dict, (str, unions[ComponentKind.OPTIMIZER])), Field(min_length=1)),
-        "trainer": (unions[ComponentKind.TRAINER], ...),
+        "data": (unions[ComponentKind.DATALOADER], Field(description=described["data"])),
+        "model": (
+            GenericAlias(dict, (str, component)),
+            Field(default_factory=dict, description=described["model"]),
+        ),
+        "losses": (
+            GenericAlias(dict, (str, unions[ComponentKind.LOSS])),
+            Field(default_factory=dict, description=described["losses"]),
+        ),
+        "optimizers": (
+            GenericAlias(dict, (str, unions[ComponentKind.OPTIMIZER])),
+            Field(min_length=1, description=described["optimizers"]),
+        ),
+        "trainer": (unions[ComponentKind.TRAINER], Field(description=described["trainer"])),
         "logging": (logging, Field(default_factory=logging)),
+        "evaluation": (evaluation, Field(default_factory=evaluation)),
     }
     return create_model("ExperimentConfig", __base__=ExperimentConfig, **fields)
 

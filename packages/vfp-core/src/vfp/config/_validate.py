@@ -13,8 +13,16 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from vfp._plugins import ComponentRegistry, PluginHost, get_host
-from vfp.components import ComponentConfig, ComponentKind
+from vfp.components import ComponentConfig, ComponentKind, ComponentUse, TrainerConfig
 from vfp.config._catalog import ConfigCatalog
+from vfp.config._checks import (
+    coercion_problems,
+    component_use_issues,
+    cross_section_problems,
+    deletion_leftovers,
+    duplicate_callback_problems,
+    init_from_problems,
+)
 from vfp.config._compose import apply_overrides, compose_file, resolve_config_argument
 from vfp.config._errors import ConfigError, ConfigIssue
 from vfp.config._schema import ExperimentConfig, experiment_model
@@ -42,11 +50,21 @@ def load_experiment(ref: str | Path, overrides: Iterable[str] = (), host: Plugin
     catalog = ConfigCatalog(host)
     source = resolve_config_argument(ref, catalog)
     located = apply_overrides(compose_file(source, catalog), overrides)
-    config = validate(located, host.registry, str(source))
+    config = validate(located, host.registry, str(source), check_files=True)
     return LoadedConfig(config, source, located)
 
 
-def validate(located: LocatedData, registry: ComponentRegistry, file: str) -> ExperimentConfig:
+def validate(
+    located: LocatedData, registry: ComponentRegistry, file: str, *, check_files: bool = False
+) -> ExperimentConfig:
+    """Validate composed data against the installed components; every problem is reported at once.
+
+    Besides the schema: the checks across sections (optimizers), each component's ``cross_check``,
+    and, for a trainer whose config declares :meth:`vfp.TrainerConfig.component_use`, which model
+    components and losses it builds: what ``vfp train`` would refuse, ``validate`` refuses. No
+    boolean stands for a number and every number is finite. ``check_files`` (a config read from
+    files, not one read back from a checkpoint): every ``init_from`` names a checkpoint.
+    """
     data = located.data
     issues: list[ConfigIssue] = []
 
@@ -63,6 +81,10 @@ def validate(located: LocatedData, registry: ComponentRegistry, file: str) -> Ex
             )
         )
         data = {k: v for k, v in data.items() if k != LEGACY_PLUGINS_KEY}
+    leftovers = deletion_leftovers(data)
+    if leftovers:
+        issues.extend(issue(path, message) for path, message in leftovers)
+        data = _without(data, [path for path, _ in leftovers])
     model = experiment_model(registry)
     config: ExperimentConfig | None = None
     try:
@@ -71,8 +93,17 @@ def validate(located: LocatedData, registry: ComponentRegistry, file: str) -> Ex
         for error in exc.errors():
             path, message = _describe(error, data, model, registry)
             issues.append(issue(path, message))
-    issues.extend(issue(path, message) for path, message in _cross_checks(data))
+    except Exception as exc:  # a plugin's validator raised something else: name it, no traceback
+        from vfp._plugins import raised_in_validation
+
+        issues.append(issue(*raised_in_validation(exc, registry, data)))
+    issues.extend(issue(path, message) for path, message in cross_section_problems(data))
     if config is not None:
+        issues.extend(issue(path, message) for path, message in coercion_problems(data, config))
+        issues.extend(issue(path, message) for path, message in duplicate_callback_problems(config))
+        if check_files:
+            issues.extend(issue(path, message) for path, message in init_from_problems(config))
+        config._origins = located.origins
         for path, section in _component_sections(config):
             try:
                 found = list(section.cross_check(config))
@@ -81,9 +112,40 @@ def validate(located: LocatedData, registry: ComponentRegistry, file: str) -> Ex
             for key, message in found:
                 sub = tuple(int(p) if p.isdigit() else p for p in key.split(".")) if key else ()
                 issues.append(issue((*path, *sub), message))
+        issues.extend(_trainer_use_issues(config, file))
     if issues or config is None:
         raise ConfigError(_unique(issues))
     return config
+
+
+def _trainer_use_issues(config: ExperimentConfig, file: str) -> list[ConfigIssue]:
+    """The model components and losses the trainer declares it builds, against the experiment's."""
+    trainer = config.trainer
+    if not isinstance(trainer, TrainerConfig):
+        return []  # a 1.0 trainer config: checked when the trainer is built
+    where = config.origin_of(("trainer", "type"))
+    line = where.line if where else None
+    try:
+        use = trainer.component_use(config)
+    except Exception as exc:  # a plugin's declaration must not take validation down
+        message = f"component_use of {trainer.type!r} raised {type(exc).__name__}: {exc}"
+        return [ConfigIssue(where.file if where else file, line, "trainer", message)]
+    if use is None:
+        return []
+    if not isinstance(use, ComponentUse):
+        message = f"component_use of {trainer.type!r} returned {type(use).__name__}, expected vfp.ComponentUse or None"
+        return [ConfigIssue(where.file if where else file, line, "trainer", message)]
+    return component_use_issues(config, use, file)
+
+
+def _without(data: dict[str, Any], paths: Sequence[KeyPath]) -> dict[str, Any]:
+    """A copy of ``data`` without the entries at ``paths`` (two-part paths: section, entry)."""
+    out = dict(data)
+    for section, name in paths:
+        entries = dict(out[str(section)])
+        entries.pop(str(name), None)
+        out[str(section)] = entries
+    return out
 
 
 def _component_sections(config: ExperimentConfig) -> list[tuple[KeyPath, ComponentConfig]]:
@@ -192,6 +254,9 @@ def _kind_from_error(error_type: str) -> ComponentKind | None:
     return None
 
 
+_NUMBER_BOUNDS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal", "multiple_of"})
+
+
 def _describe(error: Any, data: Any, model: type[BaseModel], registry: ComponentRegistry) -> tuple[KeyPath, str]:
     path, node = _user_path(error["loc"], data)
     error_type: str = error["type"]
@@ -217,31 +282,15 @@ def _describe(error: Any, data: Any, model: type[BaseModel], registry: Component
         return path, message
     if error_type == "missing":
         return path, "required key is missing"
+    if isinstance(error.get("input"), bool) and error_type in _NUMBER_BOUNDS:  # True read as 1 and out of bounds
+        return path, f"expected a number, got the boolean {str(error['input']).lower()} (booleans are not numbers)"
     message = str(error["msg"])
-    message = message[0].lower() + message[1:]
+    if error_type == "value_error" and "error" in error.get("ctx", {}):
+        message = str(error["ctx"]["error"])  # a validator's own words, without pydantic's "Value error, "
+    message = message[:1].lower() + message[1:]
     if "input" in error and not isinstance(error["input"], dict | list):
         message += f" (got {error['input']!r})"
     return path, message
-
-
-def _cross_checks(data: Any) -> list[tuple[KeyPath, str]]:
-    """Checks across sections: every model component names an existing optimizer."""
-    found: list[tuple[KeyPath, str]] = []
-    if not isinstance(data, dict):
-        return found
-    model, optimizers = data.get("model"), data.get("optimizers")
-    if not (isinstance(model, dict) and isinstance(optimizers, dict)):
-        return found
-    for name, component in model.items():
-        if not isinstance(component, dict) or component.get("freeze") is True:
-            continue
-        wanted = component.get("optimizer", "default")
-        if isinstance(wanted, str) and wanted not in optimizers:
-            defined = ", ".join(optimizers) or "none"
-            found.append(
-                (("model", name, "optimizer"), f"no optimizer named {wanted!r}; defined in 'optimizers': {defined}")
-            )
-    return found
 
 
 def validate_data(data: Any, registry: ComponentRegistry, file: str = "<data>") -> ExperimentConfig:

@@ -137,7 +137,7 @@ def build_model_component(
         try:
             state = load_component_weights(path, source or name)
             module.load_state_dict(state)
-        except (FileNotFoundError, KeyError, RuntimeError, ValueError) as exc:
+        except (OSError, KeyError, IndexError, RuntimeError, ValueError) as exc:
             raise config_issue(
                 config_file, f"model.{name}.init_from", f"cannot load weights from {part.init_from!r}: {exc}"
             ) from exc
@@ -206,5 +206,20 @@ def build_optimizers(
 
 
 def build_callbacks(config: ExperimentConfig, registry: ComponentRegistry) -> list[object]:
-    """Instantiate the callback components of ``logging.callbacks`` (loggers), in order."""
-    return [registry.load(ComponentKind.CALLBACK, section.type)(section) for section in config.logging.callbacks]
+    """Instantiate the callback components of ``logging.callbacks`` (loggers), in order.
+
+    A constructor that raises is reported as a :class:`ComponentBuildError` naming the callback, its
+    plugin and its place in ``logging.callbacks``.
+    """
+    callbacks = []
+    for index, section in enumerate(config.logging.callbacks):
+        spec = registry.get(ComponentKind.CALLBACK, section.type)
+        target = registry.load(ComponentKind.CALLBACK, section.type)
+        try:
+            callbacks.append(target(section))
+        except Exception as exc:
+            raise ComponentBuildError(
+                f"logging.callbacks.{index}: callback {section.type!r} from {spec.origin} raised while it was "
+                f"built: {type(exc).__name__}: {exc}"
+            ) from exc
+    return callbacks

@@ -7,43 +7,26 @@ CPU) and wraps the model in DDP. A single process never creates a process group.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import torch
 import torch.distributed as dist
+
+from vfp.launch import ProcessPlacement
 
 __all__ = ["DistributedEnv", "launch_with_torchrun"]
 
 
 @dataclass(frozen=True)
-class DistributedEnv:
-    """This process's place in the job."""
-
-    rank: int = 0
-    local_rank: int = 0
-    world_size: int = 1
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @classmethod
-    def from_environment(cls) -> DistributedEnv:
-        """Read torchrun's variables; without them this is a single process."""
-        world_size = int(os.environ.get("WORLD_SIZE", "1"))
-        if world_size <= 1:
-            return cls()
-        return cls(int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0")), world_size)
+class DistributedEnv(ProcessPlacement):
+    """This process's place in the job (read by :meth:`ProcessPlacement.from_environment`), and the
+    collective operations the loop needs."""
 
     def init_process_group(self, backend: str, device: torch.device) -> None:
         """Join the job's process group (only when there is more than one process)."""
@@ -72,6 +55,14 @@ class DistributedEnv:
             dist.all_reduce(values, op=dist.ReduceOp.SUM)
             values /= self.world_size
         return values
+
+    def gather_objects(self, obj: Any) -> list[Any]:
+        """``obj`` of every process, in rank order (``[obj]`` for one process)."""
+        if not self.enabled:
+            return [obj]
+        gathered: list[Any] = [None] * self.world_size
+        dist.all_gather_object(gathered, obj)
+        return gathered
 
     def barrier(self) -> None:
         if self.enabled:

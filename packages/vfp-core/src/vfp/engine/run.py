@@ -1,18 +1,12 @@
-"""The run directory: resolved config, environment record, metrics, TensorBoard events, checkpoints.
+"""The run directory's files: the resolved config and the environment record.
 
-::
-
-    RUN_DIR/
-      config.yaml      the resolved config (defaults filled in); `vfp train --resume` reads the checkpoint's copy
-      env.json         Python, torch, vfp plugin distributions, git revision, host, command line
-      metrics.jsonl    one JSON object per logged step (the jsonl logger)
-      tensorboard/     event files (the tensorboard logger)
-      checkpoints/     step_XXXXXXXX.pt files and the `latest` pointer
+The layout (which file lives where) is :mod:`vfp.run_layout`, shared with the torch-free command line.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import os
 import platform
@@ -27,39 +21,50 @@ from typing import Any
 import yaml
 
 from vfp._plugins import PluginHost
-from vfp.engine.checkpoint import CHECKPOINTS_DIR, LATEST_POINTER, _write_bytes, atomic_write, list_step_checkpoints
+from vfp.engine.checkpoint import _write_bytes, atomic_write
+from vfp.engine.options import RunDirectoryError
+from vfp.run_layout import RunLayout
 
-__all__ = ["RunDirectory", "collect_environment", "git_revision"]
+__all__ = ["ConfigEditedError", "RunDirectory", "collect_environment", "config_file_edits", "git_revision"]
 
-CONFIG_FILE = "config.yaml"
-ENV_FILE = "env.json"
+DIGEST_PREFIX = "# sha256 of the lines below: "
+"""The second header line of ``config.yaml``: tells an edited file from the one the run wrote."""
+
+
+class ConfigEditedError(RunDirectoryError):
+    """A run's ``config.yaml`` was edited by hand: resuming would silently ignore and overwrite the edits."""
+
+
+def _digest(body: str) -> str:
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
-class RunDirectory:
-    """Paths inside one run's directory."""
-
-    path: Path
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.path / CHECKPOINTS_DIR
-
-    @property
-    def config_file(self) -> Path:
-        return self.path / CONFIG_FILE
-
-    @property
-    def env_file(self) -> Path:
-        return self.path / ENV_FILE
-
-    def has_checkpoints(self) -> bool:
-        return (self.checkpoints / LATEST_POINTER).exists() or bool(list_step_checkpoints(self.checkpoints))
+class RunDirectory(RunLayout):
+    """A run's directory (paths from :class:`~vfp.run_layout.RunLayout`), and writing its records."""
 
     def write_config(self, resolved: Mapping[str, Any], source: str | None) -> None:
         header = f"# resolved config of this run (from {source})\n" if source else "# resolved config of this run\n"
-        text = header + yaml.safe_dump(dict(resolved), sort_keys=False)
+        body = yaml.safe_dump(dict(resolved), sort_keys=False)
+        text = f"{header}{DIGEST_PREFIX}{_digest(body)} (`vfp train --resume` refuses a hand-edited copy)\n{body}"
         atomic_write(self.config_file, lambda handle: _write_bytes(handle, text.encode("utf-8")))
+
+    def write_status(self, status: str, *, step: int, max_steps: int, message: str = "") -> None:
+        """Write ``status.json`` (atomically): ``running`` at start and at each checkpoint, then how it ended.
+
+        A run killed with SIGKILL stays ``running`` here; readers compare ``pid`` and ``updated``.
+        """
+        record = {
+            "status": status,
+            "step": step,
+            "max_steps": max_steps,
+            "message": message,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "updated": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        }
+        text = json.dumps(record, indent=2) + "\n"
+        atomic_write(self.status_file, lambda handle: _write_bytes(handle, text.encode("utf-8")))
 
     def write_environment(self, environment: Mapping[str, Any]) -> None:
         """Write ``env.json``; the records of earlier sessions of this run are kept under ``previous``."""
@@ -73,6 +78,51 @@ class RunDirectory:
         record = {**environment, "previous": previous}
         text = json.dumps(record, indent=2, default=str) + "\n"
         atomic_write(self.env_file, lambda handle: _write_bytes(handle, text.encode("utf-8")))
+
+
+def config_file_edits(config_file: Path, saved: Mapping[str, Any], resumed: Mapping[str, Any]) -> list[str]:
+    """What was changed by hand in a run's ``config.yaml`` and is not applied (empty when nothing is).
+
+    The file's second line holds the digest of what the run wrote; a file without it (older runs) or
+    a missing file counts as unedited. A hand edit that the resumed config (``resumed``: the
+    checkpoint's config ``saved`` with this session's overrides) applies too is accepted. Each line
+    names a key whose edit would be lost: ``key: saved (saved) -> edited (config.yaml)``.
+    """
+    try:
+        text = config_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return [] if not config_file.exists() else [f"{config_file} cannot be read as UTF-8 text"]
+    lines = text.split("\n", 2)
+    if len(lines) < 3 or not lines[1].startswith(DIGEST_PREFIX):
+        return []
+    body = lines[2]
+    if lines[1].removeprefix(DIGEST_PREFIX).split(" ", 1)[0] == _digest(body):
+        return []
+    try:
+        edited = yaml.safe_load(body)
+    except yaml.YAMLError as exc:
+        return [f"{config_file} is no longer valid YAML ({str(exc).splitlines()[0]})"]
+    applied = _differences(dict(resumed), edited, "")
+    return [line for path, line in _differences(dict(saved), edited, "").items() if path in applied]
+
+
+def _differences(saved: Any, edited: Any, prefix: str) -> dict[str, str]:
+    """Key path → ``path: saved (saved) -> edited (config.yaml)`` for every leaf that differs."""
+    if isinstance(saved, dict) and isinstance(edited, dict):
+        found: dict[str, str] = {}
+        for key in [*saved, *(k for k in edited if k not in saved)]:
+            path = f"{prefix}.{key}" if prefix else str(key)
+            if key not in edited:
+                found[path] = f"{path}: removed (saved: {saved[key]!r})"
+            elif key not in saved:
+                found[path] = f"{path}: added ({edited[key]!r})"
+            else:
+                found.update(_differences(saved[key], edited[key], path))
+        return found
+    if saved != edited:
+        where = prefix or "(the whole file)"
+        return {where: f"{where}: {saved!r} (saved) -> {edited!r} (config.yaml)"}
+    return {}
 
 
 def git_revision(path: Path) -> dict[str, Any] | None:

@@ -106,6 +106,11 @@ class BatchStream:
     dataset's ``__getitems__`` receives a 1-D int64 tensor of indices (or ``__getitem__`` is called
     per index). Otherwise a DataLoader with persistent workers fetches them ahead, and
     ``__getitems__`` receives a list of ints as usual.
+
+    ``prepare``, when given, runs on each batch once it is on the device (a data module's
+    ``prepare_batch``: uint8 images to float and augmentation as batched device operations).
+    On CUDA, in-process batches are pinned and copied without blocking, and ``prefetch`` (on by
+    default there) keeps the next batch's fetch and copy one step ahead of the training step.
     """
 
     def __init__(
@@ -116,8 +121,14 @@ class BatchStream:
         *,
         device: torch.device,
         num_workers: int = 0,
+        prepare: Callable[[Batch], Batch] | None = None,
+        prefetch: bool | None = None,
     ) -> None:
         self.device = device
+        self._prepare = prepare
+        self._pin = device.type == "cuda"
+        self.prefetch = self._pin if prefetch is None else prefetch
+        self._ahead: Batch | None = None
         self.non_blocking = device.type == "cuda"
         self._dataset = dataset
         self._collate = collate_fn
@@ -141,14 +152,28 @@ class BatchStream:
 
     def close(self) -> None:
         """Stop the DataLoader's worker processes, if any."""
+        self._ahead = None
         self._loader_iter = None  # its finalizer shuts the workers down
 
-    def __next__(self) -> Batch:
+    def _load(self) -> Batch:
+        """The next batch, its copy to the device started (non-blocking from pinned memory on CUDA)."""
         if self._loader_iter is not None:
-            batch = next(self._loader_iter)
+            batch = next(self._loader_iter)  # the DataLoader pins it on CUDA
         else:
             batch = self._collate(_fetch(self._dataset, next(self._indices)))
+            if self._pin:
+                batch = {k: v.pin_memory() if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
         return batch_to_device(batch, self.device, self.non_blocking)
+
+    def __next__(self) -> Batch:
+        if self.prefetch:
+            # One batch ahead: the next batch is fetched, collated and its copy queued while the
+            # caller computes on this one. The order of batches (and so exact resume) is unchanged.
+            batch = self._ahead if self._ahead is not None else self._load()
+            self._ahead = self._load()
+        else:
+            batch = self._load()
+        return self._prepare(batch) if self._prepare is not None else batch
 
 
 def sequential_batches(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -9,17 +10,18 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from vfp.components import ComponentKind
+from vfp.components import ComponentKind, ComponentUse
+from vfp.config import ConfigError, component_use_issues, missing_component_issue
 from vfp.engine.building import (
     ComponentBuildError,
     build_data_module,
     build_loss,
     build_model_component,
-    config_issue,
     missing_members,
 )
 from vfp.engine.runtime import resolve_device, seed_everything
-from vfp.engine.trainer import Trainer, TrainerContext
+from vfp.engine.state import CheckpointPayload
+from vfp.engine.trainer import Trainer, TrainerContext, trainer_state
 from vfp.protocols import DataInfo, DataModule, NormalizationStats
 
 if TYPE_CHECKING:
@@ -70,25 +72,14 @@ def build_trainer(
     def build_model(name: str, dims: dict[str, Any]) -> nn.Module:
         part = config.model.get(name)
         if part is None:
-            defined = ", ".join(config.model) or "none"
-            raise config_issue(
-                config_file,
-                f"model.{name}",
-                f"trainer {config.trainer.type!r} needs a model component named {name!r}; "
-                f"the config defines: {defined}",
-            )
+            raise ConfigError([missing_component_issue(config, "model", name, config_file)])
         if not load_init_from:
             part = part.model_copy(update={"init_from": None})
         return build_model_component(name, part, registry, dims, device=device, config_file=config_file)
 
     def make_loss(name: str) -> nn.Module:
         if name not in config.losses:
-            defined = ", ".join(config.losses) or "none"
-            raise config_issue(
-                config_file,
-                f"losses.{name}",
-                f"trainer {config.trainer.type!r} needs a loss named {name!r}; the config defines: {defined}",
-            )
+            raise ConfigError([missing_component_issue(config, "losses", name, config_file)])
         return build_loss(name, config, registry, device)
 
     context = TrainerContext(
@@ -108,43 +99,50 @@ def build_trainer(
             f"trainer {config.trainer.type!r} returned {type(trainer).__name__}, which lacks {', '.join(missing)} "
             "(see vfp.engine.Trainer: compute_losses(batch) and sample_actions(observation, steps))"
         )
-    unbuilt = [name for name in config.model if name not in context.models]
-    if unbuilt:
-        raise config_issue(
-            config_file,
-            f"model.{unbuilt[0]}",
-            f"trainer {config.trainer.type!r} does not use this model component (it built: "
-            f"{', '.join(context.models) or 'none'}); remove it or check its name",
-        )
-    unused = [name for name in config.losses if name not in context.losses]
-    if unused:
-        raise config_issue(
-            config_file,
-            f"losses.{unused[0]}",
-            f"trainer {config.trainer.type!r} does not use this loss (it used: {', '.join(context.losses) or 'none'}); "
-            "remove it or check its name",
-        )
+    # The same check `vfp config validate` makes from the trainer's component_use, now on what it built.
+    built = ComponentUse(models=frozenset(context.models), losses=frozenset(context.losses))
+    issues = component_use_issues(config, built, config_file)
+    if issues:
+        raise ConfigError(issues)
     return BuiltTrainer(trainer=trainer, context=context, data=data, device=device)
 
 
 def build_trainer_for_evaluation(
-    config: ExperimentConfig, payload: Mapping[str, Any], host: PluginHost, *, config_file: str
+    config: ExperimentConfig, payload: CheckpointPayload | Mapping[str, Any], host: PluginHost, *, config_file: str
 ) -> BuiltTrainer:
-    """Rebuild a checkpoint's trainer for evaluation (weights are loaded by the caller)."""
+    """Rebuild a checkpoint's trainer for evaluation (weights are loaded by the caller).
+
+    ``payload`` is the typed checkpoint (:func:`~vfp.engine.checkpoint.read_checkpoint`) or, as in
+    1.0, the file's dict (:func:`~vfp.engine.checkpoint.load_checkpoint`). The data is normalized
+    with the checkpoint's statistics and the trainer's own state is restored.
+    """
+    if not isinstance(payload, CheckpointPayload):
+        payload = CheckpointPayload.from_dict(payload, config_file)
     device = resolve_device(config.device)
     seed_everything(config.seed)
     built = build_trainer(
         config,
         host,
         device=device,
-        normalization_stats=payload.get("normalization"),
+        normalization_stats=payload.normalization,
         load_init_from=False,
         config_file=config_file,
     )
-    trainer_state = payload.get("trainer")
-    if trainer_state is not None and hasattr(built.trainer, "load_state_dict"):
-        built.trainer.load_state_dict(trainer_state)
+    stateful = trainer_state(built.trainer)
+    if stateful is not None and payload.trainer is not None:
+        stateful.load_state_dict(payload.trainer)
     return built
+
+
+def _plain(value: Any) -> Any:
+    """JSON values only (NumPy scalars and arrays become numbers and lists): checkpoints load weights-only."""
+
+    def item(obj: Any) -> Any:
+        if hasattr(obj, "tolist"):
+            return obj.tolist()
+        raise TypeError(f"{type(obj).__name__} is not a plain value")
+
+    return json.loads(json.dumps(value, default=item))
 
 
 def data_info_record(info: DataInfo) -> dict[str, Any]:
@@ -154,4 +152,9 @@ def data_info_record(info: DataInfo) -> dict[str, Any]:
         "horizon": info.horizon,
         "task": info.task,
         "features": {key: {"shape": list(f.shape), "role": f.role} for key, f in info.features.items()},
+        "task_options": _plain(dict(info.task_options)),
+        "normalization": dict(info.normalization),
+        "fps": _plain(info.fps),
+        "train_episodes": info.train_episodes,
+        "val_episodes": info.val_episodes,
     }

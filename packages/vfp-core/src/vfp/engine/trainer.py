@@ -28,6 +28,8 @@ __all__ = [
     "StatefulTrainer",
     "Trainer",
     "TrainerContext",
+    "samples_actions",
+    "trainer_state",
 ]
 
 MetricValue = float | torch.Tensor
@@ -71,10 +73,12 @@ class Trainer(Protocol):
     Build it as ``target(config, context)``. Every trainable module must come from
     ``context.build_model(name, **dims)``: those are the modules the engine optimizes, averages,
     saves and wraps for data parallelism.
-
-    A trainer that cannot sample actions (an estimator that analyses another policy) sets the class
-    attribute ``samples_actions = False``; evaluation then skips the sampled-action error.
     """
+
+    samples_actions: bool
+    """False for a trainer that cannot sample actions (an estimator that analyses another policy);
+    evaluation then skips the sampled-action error. A trainer without the attribute samples actions
+    (contract 1.0); read it with :func:`samples_actions`."""
 
     def compute_losses(self, batch: Batch) -> LossOutput | tuple[Mapping[str, torch.Tensor], Mapping[str, MetricValue]]:
         """Return the named loss terms (scalar tensors, summed by the engine) and metrics for a batch.
@@ -90,8 +94,18 @@ class Trainer(Protocol):
         Actions are in the normalized space of the batches (unnormalize them with
         ``context.normalization_stats``). ``steps`` is the number of integration steps (None: the
         trainer's default).
+
+        Contract 1.1: a trainer may also accept a keyword ``noise: torch.Tensor | None = None``, the
+        initial sample ``x0`` of shape ``(B, horizon, action_dim)`` for flow policies (None: drawn by
+        the trainer). Callers pass it only to trainers whose ``sample_actions`` accepts it; a trainer
+        that does not take it stays valid.
         """
         ...
+
+
+def samples_actions(trainer: object) -> bool:
+    """Whether a trainer samples actions (its ``samples_actions``; True when it does not say)."""
+    return bool(getattr(trainer, "samples_actions", True))
 
 
 @runtime_checkable
@@ -108,12 +122,23 @@ class StatefulTrainer(Protocol):
     """A trainer with state outside its model components (saved in checkpoints).
 
     ``state_dict`` must hold only tensors and primitive containers: checkpoints are read with
-    ``torch.load(weights_only=True)``.
+    ``torch.load(weights_only=True)``. Detect it with :func:`trainer_state`.
     """
 
     def state_dict(self) -> dict[str, Any]: ...
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
+
+
+def trainer_state(trainer: object) -> StatefulTrainer | None:
+    """The trainer as a :class:`StatefulTrainer` when it keeps state of its own, else None.
+
+    The one test of trainer state used by training, checkpoints and evaluation. A trainer that is an
+    ``nn.Module`` has ``state_dict`` too, but its state is its model components, saved already.
+    """
+    if isinstance(trainer, StatefulTrainer) and not isinstance(trainer, nn.Module):
+        return trainer
+    return None
 
 
 ModelBuilder = Callable[[str, dict[str, Any]], nn.Module]

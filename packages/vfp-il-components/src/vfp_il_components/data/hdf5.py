@@ -7,9 +7,8 @@ datasets listing demo names. Files written by ``vfp data demo`` also carry ``vfp
 
 from __future__ import annotations
 
-import json
 import os
-import re
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,9 +18,21 @@ import h5py
 import numpy as np
 import torch
 
-from vfp.protocols import Batch, DataInfo, FeatureInfo
+from vfp.protocols import DataInfo, FeatureInfo
 from vfp_il_components.data.augment import ImageAugmentation
-from vfp_il_components.data.errors import DataError
+from vfp_il_components.data.errors import DataError, DataWarning
+from vfp_il_components.data.hdf5_checks import (
+    action_length,
+    check_numbers,
+    dataset_keys,
+    demo_group,
+    demo_names,
+    demo_sort_key,
+    hdf5_errors,
+    integer_attribute,
+    open_hdf5,
+    read_task_attributes,
+)
 from vfp_il_components.data.module import WindowDataModule, split_by_ratio
 from vfp_il_components.data.normalization import compute_stats, normalize
 from vfp_il_components.data.specs import DemoGenerationConfig, HDF5DataConfig
@@ -29,32 +40,15 @@ from vfp_il_components.data.windows import (
     EpisodeIndex,
     FeatureReader,
     ImageTensorReader,
+    PrepareBatch,
     TensorReader,
     WindowDataset,
-    uint8_hwc_to_float_chw,
+    uint8_hwc_to_chw,
 )
 
 __all__ = ["HDF5DataModule", "HDF5Layout", "build_hdf5_data", "demo_sort_key", "read_layout"]
 
 ACTION = "action"
-
-
-def demo_sort_key(name: str) -> tuple[int, int | str]:
-    """robomimic's order: ``demo_2`` before ``demo_10``; other names after, alphabetically."""
-    match = re.fullmatch(r"\D*(\d+)", name)
-    return (0, int(match.group(1))) if match else (1, name)
-
-
-def open_hdf5(path: Path) -> h5py.File:
-    """Open ``path`` read-only with a clear error when it is missing or not HDF5."""
-    if not path.exists():
-        raise DataError("file not found (expected an HDF5 file in the robomimic layout)", file=path)
-    if path.is_dir():
-        raise DataError("is a directory; expected an HDF5 file", file=path)
-    try:
-        return h5py.File(path, "r")
-    except OSError as exc:
-        raise DataError(f"cannot be opened as HDF5: {exc}", file=path) from None
 
 
 @dataclass
@@ -75,18 +69,13 @@ class HDF5Layout:
 
 def _child(group: h5py.Group, key: str, path: Path, episode: str) -> h5py.Dataset:
     if key not in group:
-        available = sorted(_dataset_keys(group))
+        available = sorted(dataset_keys(group))
         raise DataError(f"missing (available: {', '.join(available) or 'none'})", file=path, episode=episode, key=key)
-    node = group[key]
+    with hdf5_errors(path, episode, key):
+        node = group[key]
     if not isinstance(node, h5py.Dataset):
         raise DataError("expected a dataset, found a group", file=path, episode=episode, key=key)
     return node
-
-
-def _dataset_keys(group: h5py.Group) -> list[str]:
-    keys: list[str] = []
-    group.visit(lambda name: keys.append(name) if isinstance(group[name], h5py.Dataset) else None)
-    return keys
 
 
 def _step_shape(dataset: h5py.Dataset) -> tuple[int, ...]:
@@ -97,8 +86,16 @@ def _read_filters(file: h5py.File, path: Path, names: set[str]) -> dict[str, lis
     filters: dict[str, list[str]] = {}
     if "mask" not in file:
         return filters
+    if not isinstance(file["mask"], h5py.Group):
+        raise DataError(
+            "expected a group of filters (mask/<filter>: demo names), found a dataset", file=path, key="mask"
+        )
     for key, node in file["mask"].items():
-        listed = [n.decode() if isinstance(n, bytes) else str(n) for n in np.asarray(node[()]).reshape(-1)]
+        if not isinstance(node, h5py.Dataset):
+            raise DataError("expected a dataset of demo names, found a group", file=path, key=f"mask/{key}")
+        with hdf5_errors(path, key=f"mask/{key}"):
+            values = np.asarray(node[()]).reshape(-1)
+        listed = [n.decode(errors="replace") if isinstance(n, bytes) else str(n) for n in values]
         unknown = [n for n in listed if n not in names]
         if unknown:
             raise DataError(f"lists demos that do not exist under data/: {unknown[:5]}", file=path, key=f"mask/{key}")
@@ -113,10 +110,8 @@ def read_layout(
     image_keys: Sequence[str],
     action_key: str,
 ) -> HDF5Layout:
-    """Check the structure of every demo (keys, shapes, dtypes, lengths) without reading the data."""
-    if "data" not in file or not isinstance(file["data"], h5py.Group):
-        raise DataError("no 'data' group (expected data/<demo>/obs/<key> and data/<demo>/actions)", file=path)
-    names = sorted(file["data"].keys(), key=demo_sort_key)
+    """Check the structure of every demo (keys, shapes, dtypes, lengths) and the file's attributes."""
+    names = demo_names(file, path)
     if not names:
         raise DataError("the 'data' group holds no demos", file=path)
     episodes: dict[str, int] = {}
@@ -124,17 +119,11 @@ def read_layout(
     image_shapes: dict[str, tuple[int, int, int]] = {}
     action_shape: tuple[int, ...] | None = None
     for name in names:
-        demo = file["data"][name]
-        if not isinstance(demo, h5py.Group):
-            raise DataError("expected a group per demo under data/", file=path, episode=name)
+        demo = demo_group(file, path, name)
         actions = _child(demo, action_key, path, name)
-        length = int(actions.shape[0]) if actions.ndim else 0
+        length = action_length(actions, path, name, action_key)
         if length == 0:
             raise DataError("empty episode (0 steps)", file=path, episode=name, key=action_key)
-        if actions.ndim > 2:
-            raise DataError(
-                f"expected actions of shape (T, A), got {actions.shape}", file=path, episode=name, key=action_key
-            )
         if action_shape is None:
             action_shape = _step_shape(actions)
         elif _step_shape(actions) != action_shape:
@@ -142,10 +131,10 @@ def read_layout(
                 f"action shape {_step_shape(actions)} differs from {action_shape} in the first demo",
                 file=path, episode=name, key=action_key,
             )  # fmt: skip
-        num_samples = demo.attrs.get("num_samples")
-        if num_samples is not None and int(num_samples) != length:
+        num_samples = integer_attribute(demo.attrs, "num_samples", path, name)
+        if num_samples is not None and num_samples != length:
             raise DataError(
-                f"mismatched lengths: num_samples attribute says {int(num_samples)}, actions have {length} steps",
+                f"mismatched lengths: num_samples attribute says {num_samples}, actions have {length} steps",
                 file=path, episode=name, key=action_key,
             )  # fmt: skip
         for key in [*state_keys, *image_keys]:
@@ -167,12 +156,13 @@ def read_layout(
                 shape: Any = tuple(observation.shape[1:])
                 known: dict[str, Any] = image_shapes
             else:
-                if observation.ndim > 2 or not np.issubdtype(observation.dtype, np.number):
+                if observation.ndim > 2:
                     raise DataError(
                         f"expected low-dimensional numbers (T, D), got {observation.dtype} {observation.shape}"
                         + (" (list it in image_keys if it is an image)" if observation.ndim == 4 else ""),
                         file=path, episode=name, key=obs_key,
                     )  # fmt: skip
+                check_numbers(observation, path, name, obs_key)
                 shape = _step_shape(observation)
                 known = state_shapes
             if key not in known:
@@ -183,10 +173,7 @@ def read_layout(
                 )
         episodes[name] = length
     assert action_shape is not None
-    attrs = file.attrs
-    task = attrs.get("vfp_task")
-    options = attrs.get("vfp_task_options")
-    fps = attrs.get("vfp_fps")
+    task, task_options, fps = read_task_attributes(file, path)
     return HDF5Layout(
         path=path,
         episodes=episodes,
@@ -194,14 +181,15 @@ def read_layout(
         image_shapes=image_shapes,
         action_shape=action_shape,
         filters=_read_filters(file, path, set(names)),
-        task=str(task) if task is not None else None,
-        task_options=json.loads(options) if options is not None else {},
-        fps=int(fps) if fps is not None else None,
+        task=task,
+        task_options=task_options,
+        fps=fps,
     )
 
 
 def _read_low_dim(file: h5py.File, path: Path, episode: str, key: str, finite: bool = True) -> np.ndarray:
-    data = np.asarray(file["data"][episode][key][()], dtype=np.float32)
+    with hdf5_errors(path, episode, key):
+        data = np.asarray(file["data"][episode][key][()], dtype=np.float32)
     data = data.reshape(data.shape[0], -1) if data.ndim == 1 else data
     if finite and not np.isfinite(data).all():
         bad = np.flatnonzero(~np.isfinite(data).reshape(len(data), -1).all(axis=1))
@@ -212,6 +200,17 @@ def _read_low_dim(file: h5py.File, path: Path, episode: str, key: str, finite: b
             key=key,
         )
     return data
+
+
+def warn_constant(path: Path, key: str, values: np.ndarray) -> None:
+    """Warn when ``values`` (N, ...) never change: such a feature carries no information (it normalizes to 0)."""
+    if len(values) > 1 and bool((values == values[:1]).all()):
+        warnings.warn(
+            f"{path}, key {key!r}: constant over the training split ({len(values)} steps, every value "
+            f"{np.unique(values.reshape(-1))[:4].tolist()}): it carries no information (is this the right key?)",
+            DataWarning,
+            stacklevel=3,
+        )
 
 
 class H5Handle:
@@ -256,7 +255,8 @@ class HDF5FeatureReader:
         rows = []
         for row, e in zip(local, episode.tolist(), strict=True):
             low, high = int(row.min()), int(row.max())
-            chunk = file["data"][self.episodes[e]][self.dataset][low : high + 1]
+            with hdf5_errors(self.handle.path, self.episodes[e], self.dataset):
+                chunk = file["data"][self.episodes[e]][self.dataset][low : high + 1]
             rows.append(chunk[row - low])
         return self.convert(torch.from_numpy(np.stack(rows)))
 
@@ -278,6 +278,14 @@ def write_generated(path: Path, generate: DemoGenerationConfig) -> None:
     from vfp_il_components.data.writers import write_hdf5_dataset
     from vfp_il_components.tasks import get_task
 
+    if generate.task.startswith("metaworld/"):
+        from vfp_il_components.envs.metaworld_demos import write_metaworld_demos
+
+        write_metaworld_demos(
+            generate.task, path, episodes=generate.episodes, seed=generate.seed, val_ratio=generate.val_ratio,
+            options=generate.task_options, images=generate.images,
+        )  # fmt: skip
+        return
     task = get_task(generate.task, **generate.task_options)
     episodes = task.generate_demos(
         generate.episodes, generate.seed, images=generate.images, image_size=generate.image_size
@@ -318,7 +326,7 @@ class HDF5DataModule(WindowDataModule):
         config = self.config
         if not self.path.exists() and config.generate is not None:
             write_generated(self.path, config.generate)
-        with open_hdf5(self.path) as file:
+        with open_hdf5(self.path) as file, hdf5_errors(self.path):
             layout = read_layout(file, self.path, config.state_keys, config.image_keys, config.action_key)
             longest = max(layout.episodes, key=layout.episodes.__getitem__)
             if config.horizon > layout.episodes[longest]:
@@ -332,15 +340,19 @@ class HDF5DataModule(WindowDataModule):
             low_dim[config.action_key] = ACTION
             train_arrays = self._read_split(file, train_names, low_dim)
             val_arrays = self._read_split(file, val_names, low_dim) if val_names else {}
+            for key in low_dim:
+                warn_constant(self.path, key, train_arrays[key])
             self._stats = {name: compute_stats(torch.from_numpy(train_arrays[key])) for key, name in low_dim.items()}
             images_in_ram = config.cache == "all"
             train_images = self._read_images(file, train_names) if images_in_ram else {}
             val_images = self._read_images(file, val_names) if images_in_ram and val_names else {}
         handle = H5Handle(self.path)
-        augmentation = None
-        if config.augmentation.enabled and config.image_keys:
-            augmentation = ImageAugmentation(config.augmentation, [f"observation.{k}" for k in config.image_keys])
-        self._train = self._dataset(handle, layout, train_names, train_arrays, train_images, low_dim, augmentation)
+        image_batch_keys = [f"observation.{k}" for k in config.image_keys]
+        augment = config.augmentation.enabled and bool(config.image_keys)
+        augmentation = ImageAugmentation(config.augmentation, image_batch_keys) if augment else None
+        self._prepare = PrepareBatch(image_batch_keys, augmentation)
+        seed = config.augmentation.seed if augment else None
+        self._train = self._dataset(handle, layout, train_names, train_arrays, train_images, low_dim, seed)
         self._val = self._dataset(handle, layout, val_names, val_arrays, val_images, low_dim) if val_names else None
         self._info = self._make_info(layout, train_names, val_names)
 
@@ -351,10 +363,14 @@ class HDF5DataModule(WindowDataModule):
         }
 
     def _read_images(self, file: h5py.File, names: Sequence[str]) -> dict[str, torch.Tensor]:
-        return {
-            key: torch.from_numpy(np.concatenate([file["data"][name]["obs"][key][()] for name in names], axis=0))
-            for key in self.config.image_keys
-        }
+        images = {}
+        for key in self.config.image_keys:
+            frames = []
+            for name in names:
+                with hdf5_errors(self.path, name, f"obs/{key}"):
+                    frames.append(file["data"][name]["obs"][key][()])
+            images[key] = torch.from_numpy(np.concatenate(frames, axis=0))
+        return images
 
     def _mode(self, batch_key: str) -> str:
         return self.config.action_normalization if batch_key == ACTION else self.config.state_normalization
@@ -367,7 +383,7 @@ class HDF5DataModule(WindowDataModule):
         arrays: dict[str, np.ndarray],
         images: dict[str, torch.Tensor],
         low_dim: dict[str, str],
-        transform: Callable[[Batch], Batch] | None = None,
+        augment_seed: int | None = None,
     ) -> WindowDataset:
         config = self.config
         index = EpisodeIndex([layout.episodes[name] for name in names])
@@ -385,12 +401,10 @@ class HDF5DataModule(WindowDataModule):
             if key in images:
                 readers[f"observation.{key}"] = ImageTensorReader(images[key])
             else:
-                readers[f"observation.{key}"] = HDF5FeatureReader(
-                    handle, index, names, f"obs/{key}", uint8_hwc_to_float_chw
-                )
+                readers[f"observation.{key}"] = HDF5FeatureReader(handle, index, names, f"obs/{key}", uint8_hwc_to_chw)
         action = readers.pop(ACTION)
         return WindowDataset(
-            index, readers, action, history=config.history, horizon=config.horizon, transform=transform
+            index, readers, action, history=config.history, horizon=config.horizon, augment_seed=augment_seed
         )
 
     def _make_info(self, layout: HDF5Layout, train: Sequence[str], val: Sequence[str]) -> DataInfo:
@@ -406,15 +420,12 @@ class HDF5DataModule(WindowDataModule):
             history=self.config.history,
             horizon=self.config.horizon,
             task=layout.task,
-            extra={
-                "format": "hdf5",
-                "path": str(self.path),
-                "normalization": normalization,
-                "task_options": layout.task_options,
-                "fps": layout.fps,
-                "train_episodes": len(train),
-                "val_episodes": len(val),
-            },
+            task_options=layout.task_options,
+            normalization=normalization,
+            fps=layout.fps,
+            train_episodes=len(train),
+            val_episodes=len(val),
+            source={"format": "hdf5", "path": str(self.path)},
         )
 
 

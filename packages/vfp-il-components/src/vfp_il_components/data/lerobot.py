@@ -5,18 +5,18 @@ when it is missing. Two read paths:
 
 - fast (``fast_low_dim: true``, the default): low-dimensional columns are read once from the dataset's
   parquet data into tensors, and windows are built by vectorized index arithmetic (``WindowDataset``);
-  image and video features are still read through ``LeRobotDataset.__getitem__`` (its decoding), with
-  ``delta_timestamps`` for those features only;
+  image and video features come from the frame cache (``frame_cache.py``: decoded once into a uint8
+  memory map, then gathered), or, with ``frame_cache: false`` or an unwritable cache folder, through
+  ``LeRobotDataset.__getitem__`` (its decoding) with ``delta_timestamps`` for those features only;
 - plain: ``LeRobotDataset`` with ``delta_timestamps`` for every feature, one sample at a time.
 
-Both follow LeRobot's window convention (clamped indices, ``<key>_is_pad`` masks), so they return the
-same samples.
+All follow LeRobot's window convention (clamped indices, ``<key>_is_pad`` masks), so they return the
+same samples. Images leave the fast path as uint8 and become float in ``prepare_batch`` (see module.py).
 """
 
 from __future__ import annotations
 
 import importlib.util
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,10 +28,20 @@ from torch.utils.data import Dataset
 from vfp.protocols import Batch, DataInfo, FeatureInfo
 from vfp_il_components.data.augment import ImageAugmentation
 from vfp_il_components.data.errors import DataError
+from vfp_il_components.data.frame_cache import (
+    FrameCacheUnavailable,
+    build_lerobot_frames,
+    ensure_entry,
+    lerobot_frame_entry,
+    warn_fallback,
+)
+from vfp_il_components.data.hdf5_checks import checked_task_options
+from vfp_il_components.data.inspect import read_json_object
 from vfp_il_components.data.module import WindowDataModule, split_by_ratio
 from vfp_il_components.data.normalization import compute_stats, normalize
 from vfp_il_components.data.specs import LEROBOT_INSTALL_HINT, LeRobotDataConfig
-from vfp_il_components.data.windows import EpisodeIndex, FeatureReader, TensorReader, WindowDataset
+from vfp_il_components.data.windows import EpisodeIndex, FeatureReader, PrepareBatch, TensorReader, WindowDataset
+from vfp_il_components.tasks import TASK_NAMES
 
 __all__ = [
     "LeRobotDataModule",
@@ -116,7 +126,8 @@ class _ItemFetcher:
 
 
 class LeRobotImageReader:
-    """An image or video feature, read through ``LeRobotDataset.__getitem__`` (float (T, C, H, W) in [0, 1]).
+    """An image or video feature, read through ``LeRobotDataset.__getitem__`` and returned as uint8
+    (B, T, C, H, W) like the frame cache's (LeRobot's float frames are k/255 exactly, so this is lossless).
 
     Windows end at their sample's frame, so ``frames[:, -1]`` are the samples to read.
     """
@@ -127,7 +138,7 @@ class LeRobotImageReader:
 
     def read(self, frames: np.ndarray) -> torch.Tensor:
         items = self.fetcher.items(frames[:, -1])
-        return torch.stack([item[self.key] for item in items]).float()
+        return torch.stack([item[self.key] for item in items]).mul(255.0).round_().to(torch.uint8)
 
 
 class LeRobotWindowDataset(Dataset[dict[str, torch.Tensor]]):
@@ -187,6 +198,8 @@ class LeRobotDataModule(WindowDataModule):
                 "downloads: set data.root to the dataset folder, or data.offline: false to fetch it from the hub",
                 file=root,
             )
+        if config.offline:
+            read_json_object(root / "meta" / "info.json")  # not JSON, not UTF-8: a DataError, not lerobot's traceback
         meta = lerobot_metadata(config.repo_id, root=root, revision=config.revision)
         self._check_features(meta.features, root)
         episodes = self._episodes(meta, root)
@@ -203,6 +216,10 @@ class LeRobotDataModule(WindowDataModule):
             self._check_local_files(meta, root, episodes)
         backend = resolve_video_backend(config.video_backend)
         self._stats = self._read_stats(meta)
+        self._meta = meta
+        augment = config.augmentation.enabled and bool(config.image_keys)
+        augmentation = ImageAugmentation(config.augmentation, config.image_keys) if augment else None
+        self._prepare = PrepareBatch(config.image_keys, augmentation if config.fast_low_dim else None)
         make = self._fast_dataset if config.fast_low_dim else self._plain_dataset
         self._train = make(lerobot_dataset, root, train, meta.fps, backend, training=True)
         self._val = make(lerobot_dataset, root, val, meta.fps, backend, training=False) if val else None
@@ -290,22 +307,53 @@ class LeRobotDataModule(WindowDataModule):
     # -- datasets -----------------------------------------------------------------------------------
 
     def _transform(self, training: bool) -> Callable[[Batch], Batch] | None:
+        """Per-sample augmentation of the plain path (the fast path augments per batch in prepare_batch)."""
         if training and self.config.augmentation.enabled and self.config.image_keys:
             return ImageAugmentation(self.config.augmentation, self.config.image_keys)
         return None
+
+    def _cached_images(self, root: Path, positions: np.ndarray) -> dict[str, FeatureReader] | None:
+        """Frame-cache readers of the image features (built on first use), or None to fall back."""
+        config, meta = self.config, self._meta
+        cache_dir = Path(config.frame_cache_dir).expanduser() if config.frame_cache_dir else None
+        readers: dict[str, FeatureReader] = {}
+        for key in config.image_keys:
+            entry = lerobot_frame_entry(
+                root,
+                key,
+                num_frames=int(meta.total_frames),
+                shape=_image_shape(meta.features[key]),
+                cache_dir=cache_dir,
+            )
+            try:
+                entry = ensure_entry(
+                    entry, build_lerobot_frames(root, meta, key), description=f"{config.repo_id} {key}"
+                )
+            except FrameCacheUnavailable as exc:
+                warn_fallback(str(exc))
+                return None
+            readers[key] = entry.reader(positions)
+        return readers
 
     def _fast_dataset(
         self, lerobot_dataset: Any, root: Path, episodes: list[int], fps: int, backend: str, *, training: bool
     ) -> WindowDataset:
         config = self.config
-        deltas = delta_timestamps(config.image_keys, config.action_key, fps, config.history, 1)
-        deltas.pop(config.action_key)
         base = lerobot_dataset(
-            config.repo_id, root=root, episodes=episodes, delta_timestamps=deltas or None, video_backend=backend,
-            revision=config.revision,
-        )  # fmt: skip
+            config.repo_id, root=root, episodes=episodes, video_backend=backend, revision=config.revision
+        )
         columns = [*config.state_keys, config.action_key, "episode_index", "index"]
         table = base.hf_dataset.with_format("numpy", columns=columns)[:]
+        images = (
+            self._cached_images(root, np.asarray(table["index"])) if config.frame_cache and config.image_keys else None
+        )
+        if images is None and config.image_keys:  # decode per sample through LeRobotDataset
+            deltas = delta_timestamps(config.image_keys, config.action_key, fps, config.history, 1)
+            deltas.pop(config.action_key)
+            base = lerobot_dataset(
+                config.repo_id, root=root, episodes=episodes, delta_timestamps=deltas, video_backend=backend,
+                revision=config.revision,
+            )  # fmt: skip
         index = EpisodeIndex(_episode_runs(table["episode_index"], root))
         readers: dict[str, FeatureReader] = {}
         for key in [*config.state_keys, config.action_key]:
@@ -315,14 +363,18 @@ class LeRobotDataModule(WindowDataModule):
             values = values.reshape(len(values), *shape) if shape else values
             self._ensure_stats(name, values)
             readers[name] = TensorReader(normalize(self._stats, name, values, self._mode(name)).contiguous())
-        if config.image_keys:
+        if images is not None:
+            readers.update(images)
+        elif config.image_keys:
             fetcher = _ItemFetcher(base)
             for key in config.image_keys:
                 readers[key] = LeRobotImageReader(fetcher, key)
         action = readers.pop(ACTION)
+        augment = training and config.augmentation.enabled and bool(config.image_keys)
         return WindowDataset(
-            index, readers, action, history=config.history, horizon=config.horizon, transform=self._transform(training)
-        )
+            index, readers, action, history=config.history, horizon=config.horizon,
+            augment_seed=config.augmentation.seed if augment else None,
+        )  # fmt: skip
 
     def _plain_dataset(
         self, lerobot_dataset: Any, root: Path, episodes: list[int], fps: int, backend: str, *, training: bool
@@ -353,22 +405,26 @@ class LeRobotDataModule(WindowDataModule):
         features[ACTION] = FeatureInfo(
             ACTION, tuple(int(s) for s in meta.features[config.action_key]["shape"]), "action"
         )
-        info = json.loads((root / "meta" / "info.json").read_text())
+        info_file = root / "meta" / "info.json"
+        info = read_json_object(info_file)
+        task = config.task or info.get("vfp_task")
+        if task is not None and task not in TASK_NAMES:
+            raise DataError(f"unknown task {task!r}; available tasks: {', '.join(TASK_NAMES)}", file=info_file,
+                            key="vfp_task")  # fmt: skip
+        options: dict[str, Any] = {}
+        if task is not None and config.task in (None, info.get("vfp_task")):
+            options = checked_task_options(task, info.get("vfp_task_options", {}), info_file, "vfp_task_options")
         return DataInfo(
             features=features,
             history=config.history,
             horizon=config.horizon,
-            task=config.task or info.get("vfp_task"),
-            extra={
-                "format": "lerobot",
-                "repo_id": config.repo_id,
-                "root": str(root),
-                "fps": int(meta.fps),
-                "normalization": {key: self._mode(key) for key, f in features.items() if f.role != "image"},
-                "task_options": info.get("vfp_task_options", {}) if config.task in (None, info.get("vfp_task")) else {},
-                "train_episodes": len(train),
-                "val_episodes": len(val),
-            },
+            task=task,
+            task_options=options,
+            normalization={key: self._mode(key) for key, f in features.items() if f.role != "image"},
+            fps=int(meta.fps),
+            train_episodes=len(train),
+            val_episodes=len(val),
+            source={"format": "lerobot", "repo_id": config.repo_id, "root": str(root)},
         )
 
 

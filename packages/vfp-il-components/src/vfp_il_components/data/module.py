@@ -1,4 +1,18 @@
-"""What the HDF5 and LeRobot data modules share: the ``DataModule`` surface, splits and statistics."""
+"""What the HDF5 and LeRobot data modules share: the ``DataModule`` surface, splits and statistics.
+
+Batches leave the datasets with uint8 images. Two ways to consume them:
+
+- ``collate_fn`` (what the engine calls today): collation, then ``prepare_batch`` on the CPU, so the
+  loader yields float images in [0, 1], augmented for training batches;
+- ``transfer_collate_fn`` + ``prepare_batch``: collation only (uint8 images: 4x fewer bytes to pin and copy),
+  then, once the batch is on the run's device, ``prepare_batch(batch)`` converts and augments there as
+  batched tensor operations. An engine opts in with::
+
+      collate = getattr(data, "transfer_collate_fn", data.collate_fn)
+      ...  # fetch, collate, batch_to_device(...)
+      prepare = getattr(data, "prepare_batch", None)
+      batch = prepare(batch) if prepare is not None and collate is not data.collate_fn else batch
+"""
 
 from __future__ import annotations
 
@@ -11,7 +25,7 @@ from torch.utils.data import Dataset
 
 from vfp.protocols import Batch, DataInfo, NormalizationStats
 from vfp_il_components.data.specs import _WindowOptions
-from vfp_il_components.data.windows import collate_windows
+from vfp_il_components.data.windows import CollateAndPrepare, PrepareBatch, collate_windows
 
 T = TypeVar("T")
 
@@ -41,6 +55,7 @@ class WindowDataModule(ABC):
         self._train: Dataset[Any] | None = None
         self._val: Dataset[Any] | None = None
         self._stats: NormalizationStats = {}
+        self._prepare = PrepareBatch([])
 
     def setup(self) -> None:
         """Open the data, validate it, split episodes, compute statistics and build the datasets (once)."""
@@ -49,7 +64,7 @@ class WindowDataModule(ABC):
 
     @abstractmethod
     def _setup(self) -> None:
-        """Set ``_info``, ``_train``, ``_val`` and ``_stats``."""
+        """Set ``_info``, ``_train``, ``_val``, ``_stats`` and ``_prepare``."""
 
     def _require_setup(self) -> None:
         if self._info is None:
@@ -74,7 +89,17 @@ class WindowDataModule(ABC):
 
     @property
     def collate_fn(self) -> Callable[[Any], Batch]:
+        """Collation plus ``prepare_batch`` on the CPU: float images (augmented in training batches)."""
+        return CollateAndPrepare(self._prepare)
+
+    @property
+    def transfer_collate_fn(self) -> Callable[[Any], Batch]:
+        """Collation only: images stay uint8 (B, T, C, H, W); call ``prepare_batch`` on the device."""
         return collate_windows
+
+    def prepare_batch(self, batch: Batch) -> Batch:
+        """uint8 images to float in [0, 1] and augmentation of training batches, on the batch's device."""
+        return self._prepare(batch)
 
     def normalization_stats(self) -> NormalizationStats:
         """Per feature ``mean``/``std``/``min``/``max`` of the training split (before normalization)."""
@@ -82,5 +107,5 @@ class WindowDataModule(ABC):
         return {key: dict(values) for key, values in self._stats.items()}
 
     def normalization_modes(self) -> dict[str, str]:
-        """How each normalized feature was normalized (also in ``info.extra["normalization"]``)."""
-        return dict(self.info.extra.get("normalization", {}))
+        """How each normalized feature was normalized (``info.normalization``)."""
+        return dict(self.info.normalization)

@@ -8,41 +8,71 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from vfp import ComponentConfig, ComponentKind, ComponentSpec
+from vfp import ComponentConfig, ComponentKind, ComponentSpec, Settings
 from vfp_il_components.tasks import TASK_NAMES
+from vfp_il_components.tasks.options import TASK_OPTION_MODELS
 
 NormalizationMode = Literal["mean_std", "min_max", "none"]
 CacheMode = Literal["none", "low_dim", "all"]
 
 LEROBOT_INSTALL_HINT = 'pip install "vfp-il-components[lerobot]"'
+MAX_SEED = 2**32 - 1
+"""Largest seed (every generator that is seeded accepts 0 .. 2^32 - 1)."""
+MAX_WINDOW = 10_000
+"""Longest observation history or action chunk, in steps."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, defer_build=True)
-
-
-class DemoGenerationConfig(_Strict):
+class DemoGenerationConfig(Settings):
     """A synthetic dataset to write when the configured file does not exist yet (no download needed)."""
 
     task: str = Field(description=f"Synthetic task: one of {', '.join(TASK_NAMES)}.")
-    episodes: int = Field(200, ge=1, description="Number of demonstrations.")
-    seed: int = Field(0, description="Seed of the demo generator.")
+    episodes: int = Field(200, ge=1, le=1_000_000, description="Number of demonstrations.")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="Seed of the demo generator.")
     images: bool = Field(False, description="Also write rendered image observations (obs/image, uint8 HWC).")
-    image_size: int = Field(64, ge=8, description="Side of the rendered images in pixels.")
+    image_size: int = Field(64, ge=8, le=1024, description="Side of the rendered images in pixels.")
     val_ratio: float = Field(0.1, ge=0.0, lt=1.0, description="Fraction of demos listed in mask/valid.")
     task_options: dict[str, Any] = Field(default_factory=dict, description="Constructor options of the task.")
 
     @field_validator("task")
     @classmethod
     def _known_task(cls, value: str) -> str:
-        if value not in TASK_NAMES:
-            raise ValueError(f"unknown task {value!r}; available tasks: {', '.join(TASK_NAMES)}")
+        from vfp_il_components.envs.metaworld import METAWORLD_TASKS  # light; metaworld/<task>: its demos
+
+        if value not in TASK_NAMES and value.removeprefix("metaworld/") not in METAWORLD_TASKS:
+            available = [*TASK_NAMES, *(f"metaworld/{task}" for task in METAWORLD_TASKS)]
+            raise ValueError(f"unknown task {value!r}; available tasks: {', '.join(available)}")
         return value
 
+    @field_validator("task_options")
+    @classmethod
+    def _task_options(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        """Check the options against the task's own (:mod:`vfp_il_components.tasks.options`)."""
+        model = TASK_OPTION_MODELS.get(str(info.data.get("task")))
+        if model is None:
+            return value  # an unknown task is reported on `task`
+        booleans = [key for key, option in value.items() if isinstance(option, bool)]
+        if booleans:  # every task option is a number or a list of numbers
+            raise ValueError(f"{booleans[0]}: expected a number, got a boolean (booleans are not numbers)")
+        try:
+            options = model.model_validate(value)
+        except ValidationError as exc:
+            allowed = ", ".join(model.model_fields)
+            problems = "; ".join(
+                (".".join(str(p) for p in error["loc"]) + ": " if error["loc"] else "")
+                + (
+                    f"unknown option (options of {info.data['task']!r}: {allowed})"
+                    if error["type"] == "extra_forbidden"
+                    else str(error["msg"]).removeprefix("Value error, ")
+                )
+                for error in exc.errors()
+            )
+            raise ValueError(problems) from None
+        return options.model_dump(exclude_unset=True)
 
-class ImageAugmentationConfig(_Strict):
+
+class ImageAugmentationConfig(Settings):
     """Random image augmentation of training batches (color jitter and Gaussian blur)."""
 
     enabled: bool = Field(True, description="Turn augmentation on or off.")
@@ -51,7 +81,16 @@ class ImageAugmentationConfig(_Strict):
     saturation: float = Field(0.2, ge=0.0, description="Saturation factor drawn from [1-s, 1+s].")
     blur_probability: float = Field(0.3, ge=0.0, le=1.0, description="Chance that an image is blurred.")
     blur_sigma: tuple[float, float] = Field((0.1, 1.5), description="Range of the blur's standard deviation in pixels.")
-    blur_kernel: int = Field(5, ge=3, description="Odd side of the blur kernel.")
+    blur_kernel: int = Field(5, ge=3, le=255, description="Odd side of the blur kernel.")
+    crop_padding: int = Field(
+        0, ge=0, le=1024, description="Random shift: pad by this many pixels (edge replicate) and crop back (0: off)."
+    )
+    seed: int = Field(
+        0,
+        ge=0,
+        le=MAX_SEED,
+        description="Seed of the draws; each batch's draws depend only on it and the batch's samples (resumable).",
+    )
 
     @field_validator("blur_kernel")
     @classmethod
@@ -71,8 +110,12 @@ class ImageAugmentationConfig(_Strict):
 class _WindowOptions(ComponentConfig):
     """Options shared by the loaders: windows, normalization, batching."""
 
-    history: int = Field(2, ge=1, description="Observation steps per sample (the current one and history-1 before it).")
-    horizon: int = Field(16, ge=1, description="Actions per sample (the action chunk), starting at the current step.")
+    history: int = Field(
+        2, ge=1, le=MAX_WINDOW, description="Observation steps per sample (the current one and history-1 before it)."
+    )
+    horizon: int = Field(
+        16, ge=1, le=MAX_WINDOW, description="Actions per sample (the action chunk), starting at the current step."
+    )
     state_normalization: NormalizationMode = Field(
         "mean_std",
         description="How low-dimensional observations are normalized: mean_std, min_max (to [-1, 1]) or none.",
@@ -80,12 +123,12 @@ class _WindowOptions(ComponentConfig):
     action_normalization: NormalizationMode = Field(
         "min_max", description="How actions are normalized: mean_std, min_max (to [-1, 1]) or none."
     )
-    batch_size: int = Field(256, ge=1, description="Samples per batch.")
-    num_workers: int = Field(0, ge=0, description="DataLoader worker processes.")
+    batch_size: int = Field(256, ge=1, le=1 << 20, description="Samples per batch.")
+    num_workers: int = Field(0, ge=0, le=256, description="DataLoader worker processes.")
     val_ratio: float = Field(
         0.1, ge=0.0, lt=1.0, description="Fraction of episodes held out for validation when no explicit split is given."
     )
-    split_seed: int = Field(0, description="Seed of the deterministic episode split by ratio.")
+    split_seed: int = Field(0, ge=0, le=MAX_SEED, description="Seed of the deterministic episode split by ratio.")
     augmentation: ImageAugmentationConfig = Field(
         default_factory=lambda: ImageAugmentationConfig(enabled=False),
         description="Random augmentation of training images (off unless enabled).",
@@ -119,6 +162,9 @@ class HDF5DataConfig(_WindowOptions):
 
     @model_validator(mode="after")
     def _check_keys(self) -> HDF5DataConfig:
+        for key in [*self.state_keys, *self.image_keys, self.action_key]:
+            if not key.strip("/ ") or "\x00" in key or key.startswith("/"):
+                raise ValueError(f"{key!r} is not a dataset key (a relative HDF5 path such as 'state' or 'actions')")
         if not self.state_keys and not self.image_keys:
             raise ValueError("at least one observation key is needed in state_keys or image_keys")
         both = set(self.state_keys) & set(self.image_keys)
@@ -157,6 +203,14 @@ class LeRobotDataConfig(_WindowOptions):
     )
     task: str | None = Field(
         None, description="Synthetic task the dataset was generated from, for closed-loop evaluation (optional)."
+    )
+    frame_cache: bool = Field(
+        True,
+        description="Decode image/video features once into a uint8 memory-mapped frame cache (fast path only); "
+        "false: decode every sample through LeRobotDataset.",
+    )
+    frame_cache_dir: str | None = Field(
+        None, description="Folder of the frame cache (default: $VFP_CACHE_DIR, else ~/.cache/vfp)."
     )
 
     @field_validator("task")

@@ -8,6 +8,12 @@ Every frame of every episode is a sample. For a sample at frame ``t`` of an epis
   are marked in ``action_is_pad``.
 
 This is the convention of LeRobot's ``delta_timestamps`` (clamped indices plus pad masks).
+
+Images stay uint8 (B, T, C, H, W) from the readers through collation (and, when the engine asks for it,
+through the host-to-device copy); ``PrepareBatch`` turns them into float in [0, 1] and augments training
+batches, as batched tensor operations wherever the batch lives. A training batch that should be augmented
+carries its augmentation seed under ``AUGMENT_SEED`` (a Python int derived from the batch's sample
+indices), which ``PrepareBatch`` removes.
 """
 
 from __future__ import annotations
@@ -22,14 +28,20 @@ from torch.utils.data import Dataset
 from vfp.protocols import Batch
 
 __all__ = [
+    "AUGMENT_SEED",
     "EpisodeIndex",
     "FeatureReader",
     "ImageTensorReader",
+    "PrepareBatch",
     "TensorReader",
     "WindowDataset",
     "collate_windows",
+    "uint8_hwc_to_chw",
     "uint8_hwc_to_float_chw",
 ]
+
+AUGMENT_SEED = "_vfp_augment_seed"
+"""Batch key of a training batch's augmentation seed (removed by ``PrepareBatch``)."""
 
 
 class EpisodeIndex:
@@ -75,6 +87,11 @@ def uint8_hwc_to_float_chw(images: torch.Tensor) -> torch.Tensor:
     return images.movedim(-1, -3).contiguous().float().div_(255.0)
 
 
+def uint8_hwc_to_chw(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images (..., H, W, C) to contiguous uint8 (..., C, H, W)."""
+    return images.movedim(-1, -3).contiguous()
+
+
 class TensorReader:
     """A feature held in RAM as one tensor of frames (N, ...), already in batch form (e.g. normalized).
 
@@ -97,14 +114,11 @@ class TensorReader:
 
 
 class ImageTensorReader(TensorReader):
-    """Images held in RAM as uint8 frames, given (N, H, W, C) and kept (N, C, H, W); read as float
-    (B, W, C, H, W) in [0, 1] (contiguous)."""
+    """Images held in RAM as uint8 frames, given (N, H, W, C) and kept (N, C, H, W); read as uint8
+    (B, W, C, H, W) (contiguous; ``PrepareBatch`` makes them float)."""
 
     def __init__(self, frames: torch.Tensor, channels_last: bool = True) -> None:
         super().__init__(frames.permute(0, 3, 1, 2) if channels_last else frames)
-
-    def read(self, frames: np.ndarray) -> torch.Tensor:
-        return super().read(frames).float().div_(255.0)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["frames"], channels_last=False)  # type: ignore[misc]
@@ -113,8 +127,9 @@ class ImageTensorReader(TensorReader):
 class WindowDataset(Dataset[dict[str, torch.Tensor]]):
     """Map-style dataset of windows over an ``EpisodeIndex``; ``__getitems__`` builds whole batches at once.
 
-    ``observations`` maps batch keys (``observation.state``) to readers; ``transform`` (e.g. image
-    augmentation) is applied to each built batch.
+    ``observations`` maps batch keys (``observation.state``) to readers; ``transform`` is applied to each
+    built batch. With ``augment_seed`` set, each batch carries ``AUGMENT_SEED`` (from that seed and the
+    batch's indices) so that ``PrepareBatch`` augments it reproducibly.
     """
 
     def __init__(
@@ -127,8 +142,10 @@ class WindowDataset(Dataset[dict[str, torch.Tensor]]):
         horizon: int,
         action_key: str = "action",
         transform: Callable[[Batch], Batch] | None = None,
+        augment_seed: int | None = None,
     ) -> None:
         self.index = index
+        self.augment_seed = augment_seed
         self.observations = dict(observations)
         self.action = action
         self.action_key = action_key
@@ -159,19 +176,63 @@ class WindowDataset(Dataset[dict[str, torch.Tensor]]):
         batch[f"{self.action_key}_is_pad"] = torch.from_numpy(action_pad)
         if self.transform is not None:
             batch = self.transform(batch)
+        if self.augment_seed is not None:
+            from vfp_il_components.data.augment import batch_seed
+
+            batch[AUGMENT_SEED] = batch_seed(self.augment_seed, frames)  # type: ignore[assignment]
         return batch
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         if index < 0:
             index += len(self)
-        return {key: value[0] for key, value in self.__getitems__([index]).items()}
+        return {
+            key: value[0] if isinstance(value, torch.Tensor) else value
+            for key, value in self.__getitems__([index]).items()
+        }
 
 
 def collate_windows(data: Any) -> Batch:
-    """Collate for torch's DataLoader: passes ``__getitems__``'s batch through, stacks a list of samples."""
+    """Collate for torch's DataLoader: passes ``__getitems__``'s batch through, stacks a list of samples
+    (images stay uint8; a list of samples with augmentation seeds gets one seed derived from them all)."""
     if isinstance(data, Mapping):
         return dict(data)
     if isinstance(data, Sequence) and data and all(isinstance(item, Mapping) for item in data):
-        keys = data[0].keys()
-        return {key: torch.stack([item[key] for item in data]) for key in keys}
+        keys = [key for key in data[0] if key != AUGMENT_SEED]
+        batch: Batch = {key: torch.stack([item[key] for item in data]) for key in keys}
+        if AUGMENT_SEED in data[0]:
+            from vfp_il_components.data.augment import batch_seed
+
+            seeds = np.asarray([item[AUGMENT_SEED] for item in data], dtype=np.int64)
+            batch[AUGMENT_SEED] = batch_seed(0, seeds)  # type: ignore[assignment]
+        return batch
     raise TypeError(f"cannot collate {type(data).__name__}: expected a batch dict or a list of sample dicts")
+
+
+class PrepareBatch:
+    """uint8 images to float in [0, 1], then augmentation of batches that carry ``AUGMENT_SEED``; batched
+    tensor operations on whatever device the batch is on. Float images (the plain LeRobot path) pass."""
+
+    def __init__(self, image_keys: Sequence[str], augmentation: Callable[..., Batch] | None = None) -> None:
+        self.image_keys = list(image_keys)
+        self.augmentation = augmentation
+
+    def __call__(self, batch: Batch) -> Batch:
+        out = dict(batch)
+        seed = out.pop(AUGMENT_SEED, None)
+        for key in self.image_keys:
+            value = out.get(key)
+            if value is not None and value.dtype == torch.uint8:
+                out[key] = value.float().div_(255.0)
+        if seed is not None and self.augmentation is not None:
+            out = self.augmentation(out, seed=int(seed))
+        return out
+
+
+class CollateAndPrepare:
+    """``collate_windows`` followed by ``PrepareBatch`` (the CPU path: float batches out of the loader)."""
+
+    def __init__(self, prepare: PrepareBatch) -> None:
+        self.prepare = prepare
+
+    def __call__(self, data: Any) -> Batch:
+        return self.prepare(collate_windows(data))

@@ -40,7 +40,10 @@ class SinkhornLossConfig(LossConfig):
 
     p: Literal[1, 2] = Field(2, description="Ground cost: 1 for |x - y|, 2 for |x - y|^2 / 2.")
     blur: float = Field(
-        0.05, gt=0.0, description="Entropic regularization scale sigma; epsilon = blur^p (same units as the points)."
+        0.05,
+        gt=0.0,
+        le=1e6,
+        description="Entropic regularization scale sigma; epsilon = blur^p (same units as the points).",
     )
     scaling: float = Field(
         0.5,
@@ -61,11 +64,12 @@ class SinkhornLossConfig(LossConfig):
         ),
     )
     reach: float | None = Field(
-        None, gt=0.0, description="Unbalanced OT: scale of the marginal constraints (null: balanced OT)."
+        None, gt=0.0, le=1e6, description="Unbalanced OT: scale of the marginal constraints (null: balanced OT)."
     )
     state_weight: float = Field(
         0.0,
         ge=0.0,
+        le=1e6,
         description=(
             "Joint cost over actions and observation state: points are [actions, sqrt(state_weight) * state], so "
             "the squared distance is |da|^2 + state_weight * |ds|^2. 0 compares actions only."

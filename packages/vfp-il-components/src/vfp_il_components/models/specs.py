@@ -11,11 +11,13 @@ has the details and YAML examples.
 
 from __future__ import annotations
 
+import itertools
+import os
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from vfp import ComponentConfig, ComponentKind, ComponentSpec
+from vfp import ComponentConfig, ComponentKind, ComponentSpec, Settings
 
 __all__ = [
     "SPECS",
@@ -37,16 +39,38 @@ __all__ = [
 ]
 
 Activation = Literal["relu", "gelu", "silu", "mish", "tanh", "elu", "leaky_relu"]
-PositiveInt = Annotated[int, Field(ge=1)]
+MAX_WIDTH = 65536
+"""Widest layer a config may ask for (larger layers cannot train on any single accelerator)."""
+PositiveInt = Annotated[int, Field(ge=1, le=MAX_WIDTH)]
+BYTES_PER_PARAMETER = 16
+"""fp32 weight, gradient and two Adam moments: what training holds per parameter."""
 
 
-class MlpSettings(BaseModel):
+def total_memory_bytes() -> int | None:
+    """Physical memory of this machine (None where the OS does not say)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def check_fits_in_memory(parameters: int, what: str) -> None:
+    """Refuse a layer layout whose training state (:data:`BYTES_PER_PARAMETER` a parameter) exceeds RAM."""
+    needed = parameters * BYTES_PER_PARAMETER
+    memory = total_memory_bytes()
+    if memory is not None and needed > memory:
+        raise ValueError(
+            f"{what} give at least {parameters:,} parameters, about {needed / 2**30:.1f} GiB for weights, "
+            f"gradients and Adam state ({BYTES_PER_PARAMETER} bytes each); this machine has {memory / 2**30:.1f} GiB"
+        )
+
+
+class MlpSettings(Settings):
     """Layers of a multi-layer perceptron (shared by every block that contains one)."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, defer_build=True)
 
     hidden_dims: list[PositiveInt] = Field(
         default_factory=lambda: [256, 256],
+        max_length=256,
         description="Width of each hidden layer ([] gives a single linear layer). Residual MLPs need equal widths.",
     )
     activation: Activation = Field("silu", description="Non-linearity after each hidden layer.")
@@ -60,6 +84,10 @@ class MlpSettings(BaseModel):
     def _residual_widths_match(self) -> Self:
         if self.residual and len(set(self.hidden_dims)) > 1:
             raise ValueError(f"hidden_dims must all be equal when residual is true, got {self.hidden_dims}")
+        # Between hidden layers alone (the input and output widths come from the data, and only add).
+        dims = self.hidden_dims
+        between = sum(a * b for a, b in itertools.pairwise(dims)) + sum(dims)
+        check_fits_in_memory(between, f"hidden_dims {dims}")
         return self
 
 
@@ -79,7 +107,9 @@ class MlpConfig(ComponentConfig, MlpSettings):
             "concatenated to the input."
         ),
     )
-    time_embed_dim: int = Field(64, ge=2, description="Size of the time embedding (sinusoidal features, then an MLP).")
+    time_embed_dim: int = Field(
+        64, ge=2, le=MAX_WIDTH, description="Size of the time embedding (sinusoidal features, then an MLP)."
+    )
     time_scale: float = Field(
         1000.0, gt=0.0, description="t is multiplied by this before the sinusoidal features (t lies in [0, 1])."
     )
@@ -98,10 +128,12 @@ class ChunkTransformerConfig(ComponentConfig):
     ``forward(x (B, H, A), cond=None (B, cond_dim), t=None (B,)) -> (B, H, A)``.
     """
 
-    d_model: int = Field(128, ge=8, description="Width of the token embeddings.")
-    num_layers: int = Field(4, ge=1, description="Number of transformer blocks.")
-    num_heads: int = Field(4, ge=1, description="Attention heads; must divide d_model.")
-    mlp_ratio: float = Field(4.0, gt=0.0, description="Hidden width of each block's MLP as a multiple of d_model.")
+    d_model: int = Field(128, ge=8, le=MAX_WIDTH, description="Width of the token embeddings.")
+    num_layers: int = Field(4, ge=1, le=1024, description="Number of transformer blocks.")
+    num_heads: int = Field(4, ge=1, le=1024, description="Attention heads; must divide d_model.")
+    mlp_ratio: float = Field(
+        4.0, gt=0.0, le=64.0, description="Hidden width of each block's MLP as a multiple of d_model."
+    )
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout in attention and MLPs.")
     activation: Activation = Field("gelu", description="Non-linearity of the blocks' MLPs.")
     conditioning: Literal["adaln", "tokens"] = Field(
@@ -122,10 +154,8 @@ class ChunkTransformerConfig(ComponentConfig):
         return self
 
 
-class ConvEncoderSettings(BaseModel):
+class ConvEncoderSettings(Settings):
     """Layers of a small convolutional image encoder trained from scratch."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, defer_build=True)
 
     channels: list[PositiveInt] = Field(
         default_factory=lambda: [32, 64, 64], min_length=1, description="Output channels of each conv layer."
@@ -133,7 +163,9 @@ class ConvEncoderSettings(BaseModel):
     strides: list[PositiveInt] = Field(
         default_factory=lambda: [2, 2, 1], min_length=1, description="Stride of each conv layer (one per channel)."
     )
-    kernel_size: int = Field(3, ge=1, description="Kernel size of every conv layer (padding keeps 'same' size).")
+    kernel_size: int = Field(
+        3, ge=1, le=255, description="Kernel size of every conv layer (padding keeps 'same' size)."
+    )
     norm: Literal["group", "batch", "none"] = Field(
         "group", description="Normalization after each conv (group norm is safe with small batches and EMA)."
     )
@@ -142,8 +174,10 @@ class ConvEncoderSettings(BaseModel):
         "spatial_softmax",
         description="spatial_softmax: expected 2-D positions of learned keypoints; avg/max: global pooling.",
     )
-    num_keypoints: int = Field(32, ge=1, description="Keypoints of the spatial softmax (2 features each).")
-    out_dim: int = Field(64, ge=1, description="Size of the feature vector of each image.")
+    num_keypoints: int = Field(
+        32, ge=1, le=MAX_WIDTH, description="Keypoints of the spatial softmax (2 features each)."
+    )
+    out_dim: int = Field(64, ge=1, le=MAX_WIDTH, description="Size of the feature vector of each image.")
 
     @model_validator(mode="after")
     def _one_stride_per_layer(self) -> Self:
@@ -169,7 +203,7 @@ class ObsEncoderConfig(ComponentConfig, MlpSettings):
     frame goes through a conv encoder, and an MLP (the ``hidden_dims``... fields) fuses them all.
     """
 
-    out_dim: int = Field(128, ge=1, description="Size of the observation feature.")
+    out_dim: int = Field(128, ge=1, le=MAX_WIDTH, description="Size of the observation feature.")
     state_keys: list[str] | None = Field(
         None, description="State features to use, e.g. ['observation.state'] (null: every state feature of the data)."
     )
@@ -278,7 +312,7 @@ class VQCodebookConfig(ComponentConfig):
     ``quantized`` (..., D), ``indices`` (...), ``losses`` and ``metrics`` dicts; ``lookup(indices)``.
     """
 
-    num_codes: int = Field(64, ge=2, description="Number of codebook vectors K.")
+    num_codes: int = Field(64, ge=2, le=1 << 20, description="Number of codebook vectors K.")
     quantizer: Literal["straight_through", "nsvq"] = Field(
         "straight_through",
         description=(

@@ -17,9 +17,9 @@ import difflib
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from vfp import ComponentConfig, ComponentKind, ComponentSpec
+from vfp import ComponentConfig, ComponentKind, ComponentSpec, Settings
 
 __all__ = [
     "SPECS",
@@ -33,10 +33,8 @@ __all__ = [
 Beta = Annotated[float, Field(ge=0.0, lt=1.0)]
 
 
-class ComponentGroupConfig(BaseModel):
+class ComponentGroupConfig(Settings):
     """Settings of one model component's parameter group."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, defer_build=True)
 
     lr_scale: float = Field(
         1.0, ge=0.0, description="Multiplies every learning rate of the schedule for this component."

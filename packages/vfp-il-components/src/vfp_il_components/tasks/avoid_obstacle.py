@@ -7,7 +7,7 @@ average runs straight into the obstacle, so a policy that averages the modes col
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -59,6 +59,7 @@ class AvoidObstacleEnv(PointEnv):
         return np.where(self.success, self.side, -1).astype(np.int64)
 
 
+@dataclass(eq=False)
 class AvoidObstacleTask(PointMassTask):
     """Reach the goal around an obstacle, passing on the left (``left_probability``) or on the right."""
 
@@ -66,47 +67,24 @@ class AvoidObstacleTask(PointMassTask):
     state_dim = 4
     mode_names = ("left", "right")
 
-    def __init__(
-        self,
-        left_probability: float = 0.5,
-        obstacle_radius: float = 0.35,
-        waypoint_x: float = 0.75,
-        speed: float = 0.08,
-        max_step: float = 0.1,
-        goal_tolerance: float = 0.1,
-        tube: float = 0.15,
-        jitter: float = 0.05,
-        max_steps: int = 60,
-    ) -> None:
-        if not 0.0 < left_probability < 1.0:
-            raise ValueError(f"left_probability must be in (0, 1), got {left_probability}")
-        if waypoint_x <= obstacle_radius + tube:
-            raise ValueError("waypoint_x must leave room for the tube around the obstacle")
-        if speed > max_step:
-            raise ValueError("speed must not exceed max_step, or the simulator cannot follow the expert")
-        self.left_probability = left_probability
-        self.obstacle_radius = obstacle_radius
-        self.waypoint_x = waypoint_x
-        self.speed = speed
-        self.max_step = max_step
-        self.goal_tolerance = goal_tolerance
-        self.tube = tube
-        self.jitter = jitter
-        self.max_steps = max_steps
-        self.mode_weights = np.array([left_probability, 1.0 - left_probability])
+    left_probability: float = 0.5
+    obstacle_radius: float = 0.35
+    waypoint_x: float = 0.75
+    speed: float = 0.08
+    max_step: float = 0.1
+    goal_tolerance: float = 0.1
+    tube: float = 0.15
+    jitter: float = 0.05
+    max_steps: int = 60
 
-    def options(self) -> dict[str, Any]:
-        return {
-            "left_probability": self.left_probability,
-            "obstacle_radius": self.obstacle_radius,
-            "waypoint_x": self.waypoint_x,
-            "speed": self.speed,
-            "max_step": self.max_step,
-            "goal_tolerance": self.goal_tolerance,
-            "tube": self.tube,
-            "jitter": self.jitter,
-            "max_steps": self.max_steps,
-        }
+    def __post_init__(self) -> None:
+        if not 0.0 < self.left_probability < 1.0:
+            raise ValueError(f"left_probability must be in (0, 1), got {self.left_probability}")
+        if self.waypoint_x <= self.obstacle_radius + self.tube:
+            raise ValueError("waypoint_x must leave room for the tube around the obstacle")
+        if self.speed > self.max_step:
+            raise ValueError("speed must not exceed max_step, or the simulator cannot follow the expert")
+        self.mode_weights = np.array([self.left_probability, 1.0 - self.left_probability])
 
     def waypoints(self, modes: NDArray[np.int64]) -> FloatArray:
         x = np.where(modes == LEFT, -self.waypoint_x, self.waypoint_x)

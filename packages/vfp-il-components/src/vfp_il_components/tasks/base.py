@@ -1,13 +1,17 @@
 """The ``Task`` API shared by the synthetic tasks, and the closed-loop machinery of the point-mass ones.
 
-A policy is a callable ``policy(obs) -> chunk``: ``obs`` holds unnormalized observations laid out as
-training batches are (``observation.state`` (B, T, D), ``observation.state_is_pad`` (B, T) and, with
-images, ``observation.image`` (B, T, 3, H, W) float in [0, 1]); it returns an unnormalized action chunk
-(B, H, A). A policy with a ``reset()`` method has it called before every rollout.
+A task is a dataclass of its constructor options (``options()`` returns them, ``get_task(name,
+**options)`` rebuilds it). A policy is a callable ``policy(obs) -> chunk``: ``obs`` holds unnormalized
+observations laid out as training batches are (``observation.state`` (B, T, D), ``observation.state_is_pad``
+(B, T) and, with images, ``observation.image`` (B, T, 3, H, W) float in [0, 1]); it returns an
+unnormalized action chunk (B, H, A). A policy with a ``reset()`` method has it called before every
+rollout. How a closed-loop evaluation runs (episodes, seed, history, images, re-planning) is one
+:class:`RolloutOptions`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable
@@ -29,6 +33,7 @@ __all__ = [
     "PointEnv",
     "PointMassTask",
     "Policy",
+    "RolloutOptions",
     "RolloutResult",
     "Task",
 ]
@@ -50,6 +55,24 @@ class Episode:
 
     def __len__(self) -> int:
         return int(self.actions.shape[0])
+
+
+@dataclass(frozen=True)
+class RolloutOptions:
+    """How a closed-loop rollout runs: ``Task.rollout(policy, options)`` or ``Task.rollout(policy, **fields)``."""
+
+    num_episodes: int = 100
+    """Episodes, run in parallel."""
+    seed: int = 0
+    """Seed of the initial states (and of the expert's modes in the reference chunks)."""
+    history: int = 1
+    """Observation steps the policy sees."""
+    images: bool = False
+    """Also render image observations (``observation.image``)."""
+    image_size: int = 64
+    """Side of the rendered images in pixels."""
+    action_steps: int | None = None
+    """Actions executed from each chunk before the policy is queried again (None: the whole chunk)."""
 
 
 @dataclass
@@ -79,9 +102,12 @@ class Task(ABC):
     mode_weights: FloatArray
     """True probability of each mode in the demonstrations."""
 
-    @abstractmethod
     def options(self) -> dict[str, Any]:
-        """Constructor options; ``get_task(task.name, **task.options())`` rebuilds the same task."""
+        """Constructor options; ``get_task(task.name, **task.options())`` rebuilds the same task.
+
+        A task is a dataclass whose fields are its options, so they are declared once.
+        """
+        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}  # type: ignore[arg-type]
 
     @abstractmethod
     def generate_demos(
@@ -96,51 +122,27 @@ class Task(ABC):
         """The expert's action chunk (B, horizon, A) from states (B, D) when following ``modes`` (B,)."""
 
     @abstractmethod
-    def rollout(
-        self,
-        policy: Policy,
-        *,
-        num_episodes: int = 100,
-        seed: int = 0,
-        history: int = 1,
-        images: bool = False,
-        image_size: int = 64,
-        action_steps: int | None = None,
-    ) -> RolloutResult:
-        """Run ``policy`` on ``num_episodes`` episodes in parallel and classify each by mode.
-
-        ``history`` is the number of observation steps the policy sees; ``action_steps`` how many
-        actions of each chunk are executed before the policy is queried again (default: all).
-        """
+    def run_episodes(self, policy: Policy, options: RolloutOptions) -> RolloutResult:
+        """Run ``policy`` on ``options.num_episodes`` episodes in parallel and classify each by mode."""
 
     @abstractmethod
     def render(self, states: FloatArray, image_size: int = 64) -> NDArray[np.uint8]:
         """Images (N, H, W, 3) uint8 of the scenes described by ``states`` (N, D)."""
 
-    def evaluate(
-        self,
-        policy: Policy,
-        *,
-        num_episodes: int = 100,
-        seed: int = 0,
-        history: int = 1,
-        images: bool = False,
-        image_size: int = 64,
-        action_steps: int | None = None,
-    ) -> dict[str, float]:
-        """Metrics of ``policy``: ``success_rate``, ``off_manifold_rate``, ``mode_entropy`` (normalized),
-        ``mode_tv`` (total variation from the true mode weights), ``mode_freq/<mode>`` and ``sinkhorn``
-        (between (initial state, first chunk) pairs of the policy and of the expert)."""
-        result = self.rollout(
-            policy,
-            num_episodes=num_episodes,
-            seed=seed,
-            history=history,
-            images=images,
-            image_size=image_size,
-            action_steps=action_steps,
-        )
-        return self.summarize(result)
+    def rollout(self, policy: Policy, options: RolloutOptions | None = None, **fields: Any) -> RolloutResult:
+        """Run ``policy`` in closed loop and classify each episode by mode.
+
+        The rollout follows ``options`` (default: :class:`RolloutOptions`'s defaults) with any of its
+        ``fields`` given as keywords replaced: ``task.rollout(policy, num_episodes=50, seed=0)``.
+        """
+        return self.run_episodes(policy, dataclasses.replace(options or RolloutOptions(), **fields))
+
+    def evaluate(self, policy: Policy, options: RolloutOptions | None = None, **fields: Any) -> dict[str, float]:
+        """Metrics of ``policy`` (options as in :meth:`rollout`): ``success_rate``, ``off_manifold_rate``,
+        ``mode_entropy`` (normalized), ``mode_tv`` (total variation from the true mode weights),
+        ``mode_freq/<mode>`` and ``sinkhorn`` (between (initial state, first chunk) pairs of the policy
+        and of the expert)."""
+        return self.summarize(self.rollout(policy, options, **fields))
 
     def summarize(self, result: RolloutResult) -> dict[str, float]:
         """Turn a rollout's per-episode outcome into the metric dictionary of ``evaluate``."""
@@ -289,28 +291,19 @@ class PointMassTask(Task):
     def make_env(self, rng: np.random.Generator, num_episodes: int, *, demonstration: bool = False) -> PointEnv:
         """Fresh parallel episodes with randomized initial conditions (``demonstration``: for the expert's demos)."""
 
-    def _frame(self, env: PointEnv, images: bool, image_size: int) -> dict[str, NDArray[Any]]:
+    def _frame(self, env: PointEnv, options: RolloutOptions) -> dict[str, NDArray[Any]]:
         state = env.observe()
         frame: dict[str, NDArray[Any]] = {STATE_KEY: state}
-        if images:
-            frame[IMAGE_KEY] = self.render(state, image_size)
+        if options.images:
+            frame[IMAGE_KEY] = self.render(state, options.image_size)
         return frame
 
-    def rollout(
-        self,
-        policy: Policy,
-        *,
-        num_episodes: int = 100,
-        seed: int = 0,
-        history: int = 1,
-        images: bool = False,
-        image_size: int = 64,
-        action_steps: int | None = None,
-    ) -> RolloutResult:
-        rng = np.random.default_rng(seed)
+    def run_episodes(self, policy: Policy, options: RolloutOptions) -> RolloutResult:
+        num_episodes = options.num_episodes
+        rng = np.random.default_rng(options.seed)
         env = self.make_env(rng, num_episodes)
         reset_policy(policy)
-        observations = ObservationHistory(history, self._frame(env, images, image_size))
+        observations = ObservationHistory(options.history, self._frame(env, options))
         initial_states = env.observe().copy()
         first_chunk: FloatArray | None = None
         t = 0
@@ -318,13 +311,13 @@ class PointMassTask(Task):
             chunk = call_policy(policy, observations.batch(), num_episodes, self.action_dim)
             if first_chunk is None:
                 first_chunk = chunk
-            steps = chunk.shape[1] if action_steps is None else min(action_steps, chunk.shape[1])
+            steps = chunk.shape[1] if options.action_steps is None else min(options.action_steps, chunk.shape[1])
             for j in range(steps):
                 env.step(chunk[:, j])
                 t += 1
                 if t >= self.max_steps or env.done.all():
                     break
-                observations.push(self._frame(env, images, image_size))
+                observations.push(self._frame(env, options))
         assert first_chunk is not None
         expert = self.expert_chunk(initial_states, self.sample_modes(rng, num_episodes), first_chunk.shape[1], rng)
         return RolloutResult(

@@ -1,4 +1,8 @@
-"""Evaluation metrics shared by the synthetic tasks."""
+"""Evaluation metrics shared by the synthetic tasks.
+
+The mode math (frequencies, normalized entropy, total variation) is vfp-core's
+(:mod:`vfp.envs.metrics`), which the engine's rollouts in env components use too; it is re-exported here.
+"""
 
 from __future__ import annotations
 
@@ -8,28 +12,11 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from vfp.envs import mode_frequencies, normalized_entropy, total_variation
+
+__all__ = ["mode_frequencies", "normalized_entropy", "sinkhorn_distance", "summarize", "total_variation"]
+
 SINKHORN_BLUR = 0.05
-
-
-def mode_frequencies(modes: NDArray[np.int64], num_modes: int) -> NDArray[np.float64]:
-    """Frequency of each mode among the episodes classified into a mode (``mode >= 0``); zeros if none."""
-    classified = modes[modes >= 0]
-    counts = np.bincount(classified, minlength=num_modes).astype(np.float64)
-    total = counts.sum()
-    return counts / total if total > 0 else counts
-
-
-def normalized_entropy(frequencies: NDArray[np.float64]) -> float:
-    """Entropy of a mode distribution divided by ``log(num_modes)``: 1 is uniform, 0 is a single mode."""
-    if len(frequencies) < 2 or frequencies.sum() <= 0:
-        return 0.0
-    p = frequencies[frequencies > 0]
-    return max(0.0, float(-(p * np.log(p)).sum() / np.log(len(frequencies))))
-
-
-def total_variation(p: NDArray[np.float64], q: NDArray[np.float64]) -> float:
-    """Total-variation distance between two distributions over the same modes."""
-    return float(0.5 * np.abs(p - q).sum())
 
 
 def sinkhorn_distance(x: NDArray[np.float64], y: NDArray[np.float64], blur: float = SINKHORN_BLUR) -> float:

@@ -8,17 +8,20 @@ that averages them is off the manifold.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from vfp_il_components.tasks.base import (
+    IMAGE_KEY,
     STATE_KEY,
     Episode,
     FloatArray,
     ObservationHistory,
     Policy,
+    RolloutOptions,
     RolloutResult,
     Task,
     call_policy,
@@ -27,6 +30,7 @@ from vfp_il_components.tasks.base import (
 from vfp_il_components.tasks.render import Disk, render_disks
 
 
+@dataclass(eq=False)
 class MixtureTask(Task):
     """A conditional mixture of ``num_modes`` action modes with weights proportional to K, K-1, ..., 1."""
 
@@ -34,44 +38,31 @@ class MixtureTask(Task):
     state_dim = 2
     action_dim = 2
 
-    def __init__(
-        self,
-        num_modes: int = 3,
-        radius: float = 1.0,
-        noise: float = 0.02,
-        tolerance: float = 0.15,
-        episode_length: int = 24,
-        weights: list[float] | None = None,
-    ) -> None:
-        if num_modes < 2:
-            raise ValueError(f"num_modes must be at least 2, got {num_modes}")
-        if weights is None:
-            raw = np.arange(num_modes, 0, -1, dtype=np.float64)
-        else:
-            raw = np.asarray(weights, dtype=np.float64)
-            if raw.shape != (num_modes,) or (raw <= 0).any():
-                raise ValueError(f"weights must be {num_modes} positive numbers, got {weights}")
-        separation = 2 * radius * np.sin(np.pi / num_modes)
-        if tolerance >= separation / 2:
-            raise ValueError(f"tolerance {tolerance} must be below half the mode separation ({separation / 2:.3f})")
-        self.num_modes = num_modes
-        self.radius = radius
-        self.noise = noise
-        self.tolerance = tolerance
-        self.episode_length = episode_length
-        self.weights = None if weights is None else list(weights)
-        self.mode_weights = raw / raw.sum()
-        self.mode_names = tuple(f"mode_{k}" for k in range(num_modes))
+    num_modes: int = 3
+    radius: float = 1.0
+    noise: float = 0.02
+    tolerance: float = 0.15
+    episode_length: int = 24
+    weights: list[float] | None = None
+    """Relative mode weights (default: K, K-1, ..., 1)."""
 
-    def options(self) -> dict[str, Any]:
-        return {
-            "num_modes": self.num_modes,
-            "radius": self.radius,
-            "noise": self.noise,
-            "tolerance": self.tolerance,
-            "episode_length": self.episode_length,
-            "weights": self.weights,
-        }
+    def __post_init__(self) -> None:
+        if self.num_modes < 2:
+            raise ValueError(f"num_modes must be at least 2, got {self.num_modes}")
+        if self.weights is None:
+            raw = np.arange(self.num_modes, 0, -1, dtype=np.float64)
+        else:
+            raw = np.asarray(self.weights, dtype=np.float64)
+            if raw.shape != (self.num_modes,) or (raw <= 0).any():
+                raise ValueError(f"weights must be {self.num_modes} positive numbers, got {self.weights}")
+            self.weights = list(self.weights)
+        separation = 2 * self.radius * np.sin(np.pi / self.num_modes)
+        if self.tolerance >= separation / 2:
+            raise ValueError(
+                f"tolerance {self.tolerance} must be below half the mode separation ({separation / 2:.3f})"
+            )
+        self.mode_weights = raw / raw.sum()
+        self.mode_names = tuple(f"mode_{k}" for k in range(self.num_modes))
 
     def mode_positions(self, contexts: FloatArray) -> FloatArray:
         """Positions (B, K, 2) of every mode for contexts (B, 2)."""
@@ -120,26 +111,17 @@ class MixtureTask(Task):
         within = (distances < self.tolerance).all(axis=1)  # (B, K)
         return np.where(within.any(axis=1), within.argmax(axis=1), -1).astype(np.int64)
 
-    def rollout(
-        self,
-        policy: Policy,
-        *,
-        num_episodes: int = 100,
-        seed: int = 0,
-        history: int = 1,
-        images: bool = False,
-        image_size: int = 64,
-        action_steps: int | None = None,
-    ) -> RolloutResult:
+    def run_episodes(self, policy: Policy, options: RolloutOptions) -> RolloutResult:
         """One query per episode at its first step; every executed action of the chunk must be on one mode."""
-        rng = np.random.default_rng(seed)
+        num_episodes = options.num_episodes
+        rng = np.random.default_rng(options.seed)
         contexts = self.sample_contexts(rng, num_episodes)
         reset_policy(policy)
         frame: dict[str, NDArray[Any]] = {STATE_KEY: contexts}
-        if images:
-            frame["observation.image"] = self.render(contexts, image_size)
-        chunk = call_policy(policy, ObservationHistory(history, frame).batch(), num_episodes, self.action_dim)
-        executed = chunk if action_steps is None else chunk[:, :action_steps]
+        if options.images:
+            frame[IMAGE_KEY] = self.render(contexts, options.image_size)
+        chunk = call_policy(policy, ObservationHistory(options.history, frame).batch(), num_episodes, self.action_dim)
+        executed = chunk if options.action_steps is None else chunk[:, : options.action_steps]
         modes = self.classify(contexts, executed)
         expert = self.expert_chunk(contexts, self.sample_modes(rng, num_episodes), chunk.shape[1], rng)
         return RolloutResult(

@@ -17,7 +17,7 @@ both, the expert itself turns 0.2 early and learned policies fall short of that 
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -78,6 +78,7 @@ class OrderedSubgoalsEnv(PointEnv):
         return np.where(self.success & matches.any(axis=1), matches.argmax(axis=1), -1).astype(np.int64)
 
 
+@dataclass(eq=False)
 class OrderedSubgoalsTask(PointMassTask):
     """Visit targets A, B and C (around a circle) in one of the six orders, drawn with ``order_weights``."""
 
@@ -85,56 +86,32 @@ class OrderedSubgoalsTask(PointMassTask):
     state_dim = 11
     mode_names = tuple("".join(TARGET_LETTERS[i] for i in order) for order in ORDERS)
 
-    def __init__(
-        self,
-        order_weights: list[float] | None = None,
-        target_radius: float = 0.8,
-        speed: float = 0.1,
-        max_step: float = 0.12,
-        visit_radius: float = 0.2,
-        demo_visit_radius: float = 0.1,
-        tube: float = 0.15,
-        jitter: float = 0.05,
-        max_steps: int = 80,
-        stall_steps: int = 30,
-    ) -> None:
-        weights = np.ones(len(ORDERS)) if order_weights is None else np.asarray(order_weights, dtype=np.float64)
-        if weights.shape != (len(ORDERS),) or (weights <= 0).any():
-            raise ValueError(
-                f"order_weights must be 6 positive numbers (orders {self.mode_names}), got {order_weights}"
-            )
-        if speed > max_step:
-            raise ValueError("speed must not exceed max_step, or the simulator cannot follow the expert")
-        self.order_weights = None if order_weights is None else list(order_weights)
-        self.mode_weights = weights / weights.sum()
-        self.target_radius = target_radius
-        self.speed = speed
-        self.max_step = max_step
-        if not 0 < demo_visit_radius <= visit_radius:
-            raise ValueError(
-                f"demo_visit_radius ({demo_visit_radius}) must be positive and at most visit_radius ({visit_radius}), "
-                "or the demonstrations would not count as visits"
-            )
-        self.visit_radius = visit_radius
-        self.demo_visit_radius = demo_visit_radius
-        self.tube = tube
-        self.jitter = jitter
-        self.max_steps = max_steps
-        self.stall_steps = stall_steps
+    order_weights: list[float] | None = None
+    """Relative weights of the six orders (default: equal)."""
+    target_radius: float = 0.8
+    speed: float = 0.1
+    max_step: float = 0.12
+    visit_radius: float = 0.2
+    demo_visit_radius: float = 0.1
+    tube: float = 0.15
+    jitter: float = 0.05
+    max_steps: int = 80
+    stall_steps: int = 30
 
-    def options(self) -> dict[str, Any]:
-        return {
-            "order_weights": self.order_weights,
-            "target_radius": self.target_radius,
-            "speed": self.speed,
-            "max_step": self.max_step,
-            "visit_radius": self.visit_radius,
-            "demo_visit_radius": self.demo_visit_radius,
-            "tube": self.tube,
-            "jitter": self.jitter,
-            "max_steps": self.max_steps,
-            "stall_steps": self.stall_steps,
-        }
+    def __post_init__(self) -> None:
+        given = self.order_weights
+        weights = np.ones(len(ORDERS)) if given is None else np.asarray(given, dtype=np.float64)
+        if weights.shape != (len(ORDERS),) or (weights <= 0).any():
+            raise ValueError(f"order_weights must be 6 positive numbers (orders {self.mode_names}), got {given}")
+        if self.speed > self.max_step:
+            raise ValueError("speed must not exceed max_step, or the simulator cannot follow the expert")
+        if not 0 < self.demo_visit_radius <= self.visit_radius:
+            raise ValueError(
+                f"demo_visit_radius ({self.demo_visit_radius}) must be positive and at most visit_radius "
+                f"({self.visit_radius}), or the demonstrations would not count as visits"
+            )
+        self.order_weights = None if given is None else list(given)
+        self.mode_weights = weights / weights.sum()
 
     def make_env(
         self, rng: np.random.Generator, num_episodes: int, *, demonstration: bool = False

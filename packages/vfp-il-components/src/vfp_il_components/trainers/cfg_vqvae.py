@@ -6,7 +6,9 @@ observation; a flow decoder v(x_t, t, o, c) learns the velocity of the straight 
 The code is dropped (replaced by zeros and a keep flag of 0) with a probability that follows a
 schedule, so the same decoder also learns the unconditional velocity v(x_t, t, o). Sampling draws a
 code from the prior and integrates the guided velocity ``v_u + w (v_c - v_u)``, the conditional and the
-unconditional passes evaluated together in one batched forward.
+unconditional passes evaluated together in one batched forward. With ``flow.prediction: endpoint`` the
+decoder outputs the chunk (guidance then mixes the two predicted chunks, which is the same as mixing the
+derived velocities); with ``flow.shortcut`` it also sees the step size, appended to its condition.
 """
 
 from __future__ import annotations
@@ -19,17 +21,20 @@ import torch.nn.functional as F
 
 from vfp.engine import EvaluationRequest, LossOutput, TrainerContext
 from vfp.protocols import Batch
-from vfp_il_components.models.vq import VQCodebook, perplexity
-from vfp_il_components.trainers.common import (
+from vfp_il_components.evaluation import evaluate_policy
+from vfp_il_components.flow import (
     ACTION_KEY,
-    evaluate_policy,
-    integrate,
+    FlowNet,
+    flow_regression,
     observation_of,
+    sample_flow,
     sample_noise,
     sample_times,
-    straight_path,
+    step_features,
+    step_input_dim,
 )
-from vfp_il_components.trainers.specs_vq_mi import CfgVqvaeFlowMatchingConfig, CodeDropoutSchedule
+from vfp_il_components.models.vq import VQCodebook, perplexity
+from vfp_il_components.trainers.cfg_vqvae_config import CfgVqvaeFlowMatchingConfig, CodeDropoutSchedule
 
 __all__ = ["CfgVqvaeFlowMatchingTrainer", "code_dropout_probability", "draw_codes"]
 
@@ -87,7 +92,7 @@ class CfgVqvaeFlowMatchingTrainer:
             "decoder",
             action_dim=self.action_dim,
             horizon=self.horizon,
-            cond_dim=self.obs_dim + config.code_dim + 1,
+            cond_dim=self.obs_dim + config.code_dim + 1 + step_input_dim(config.flow),
             time_input=True,
         )
         self.flow_loss = context.build_loss("flow")
@@ -102,27 +107,43 @@ class CfgVqvaeFlowMatchingTrainer:
         encoded: torch.Tensor = self.action_encoder(torch.cat(parts, dim=-1))
         return encoded
 
-    def decoder_condition(self, obs_feature: torch.Tensor, code: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-        """``[o, keep * code, keep]``: ``keep`` (B,) is 1 for the conditional and 0 for the unconditional pass."""
+    def decoder_condition(
+        self, obs_feature: torch.Tensor, code: torch.Tensor, keep: torch.Tensor, d: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``[o, keep * code, keep]``: ``keep`` (B,) is 1 for the conditional and 0 for the unconditional pass.
+
+        With ``flow.shortcut`` the step-size features of ``d`` (B,) follow (required then).
+        """
         keep = keep.to(code.dtype).reshape(-1, 1)
-        return torch.cat([obs_feature, code * keep, keep], dim=-1)
+        parts = [obs_feature, code * keep, keep]
+        if d is not None:
+            parts.append(step_features(d).to(code.dtype))
+        return torch.cat(parts, dim=-1)
 
     def guided_velocity(
-        self, x: torch.Tensor, t: torch.Tensor, obs_feature: torch.Tensor, code: torch.Tensor, scale: float
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        obs_feature: torch.Tensor,
+        code: torch.Tensor,
+        scale: float,
+        d: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``v_u + scale (v_c - v_u)`` from ONE decoder forward on the stacked conditional and unconditional rows.
 
         ``scale`` 1 is the conditional velocity (the unconditional pass is then skipped), 0 the unconditional one.
+        The same mix of the decoder's outputs with ``flow.prediction: endpoint`` (chunks) or ``flow.shortcut``
+        (average velocities over a step ``d``).
         """
         batch = x.shape[0]
         ones = torch.ones(batch, device=x.device, dtype=code.dtype)
         if scale == 1.0:
-            conditional: torch.Tensor = self.decoder(x, self.decoder_condition(obs_feature, code, ones), t)
+            conditional: torch.Tensor = self.decoder(x, self.decoder_condition(obs_feature, code, ones, d), t)
             return conditional
         cond = torch.cat(
             [
-                self.decoder_condition(obs_feature, code, ones),
-                self.decoder_condition(obs_feature, code, torch.zeros_like(ones)),
+                self.decoder_condition(obs_feature, code, ones, d),
+                self.decoder_condition(obs_feature, code, torch.zeros_like(ones), d),
             ]
         )
         both: torch.Tensor = self.decoder(torch.cat([x, x]), cond, torch.cat([t, t]))
@@ -144,8 +165,15 @@ class CfgVqvaeFlowMatchingTrainer:
         keep = (torch.rand(size, device=actions.device) >= drop).to(actions.dtype)
         x0 = sample_noise(tuple(actions.shape), actions.device, self.config.flow.noise_std)
         t = sample_times(self.config.flow, size, actions.device)
-        x_t, target = straight_path(x0, actions, t)
-        predicted = self.decoder(x_t, self.decoder_condition(obs_feature, vq.quantized, keep), t)
+        quantized = vq.quantized
+
+        def net(x: torch.Tensor, time: torch.Tensor, d: torch.Tensor | None, rows: slice) -> torch.Tensor:
+            out: torch.Tensor = self.decoder(
+                x, self.decoder_condition(obs_feature[rows], quantized[rows], keep[rows], d), time
+            )
+            return out
+
+        predicted, target = flow_regression(self.config.flow, net, actions, x0, t)
         codes = vq.indices.detach()
         logits = self.prior(cond=obs_feature)
         terms = {
@@ -160,21 +188,42 @@ class CfgVqvaeFlowMatchingTrainer:
         }
         return LossOutput(terms, metrics)
 
-    def _sample(self, observation: Batch, steps: int, generator: torch.Generator | None) -> torch.Tensor:
+    def _sample(
+        self, observation: Batch, steps: int, generator: torch.Generator | None, noise: torch.Tensor | None = None
+    ) -> torch.Tensor:
         obs_feature = self.obs_encoder(observation)
         codes = draw_codes(self.prior(cond=obs_feature), self.config.prior_temperature, generator)
         code = self.codebook.lookup(codes).to(obs_feature.dtype)
         shape = (obs_feature.shape[0], self.horizon, self.action_dim)
-        x0 = sample_noise(shape, obs_feature.device, self.config.flow.noise_std, generator)
+        std = self.config.flow.noise_std
+        device = obs_feature.device
+        x0 = std * noise.to(device, torch.float32) if noise is not None else sample_noise(shape, device, std, generator)
+        return sample_flow(self.config.flow, self.guided_net(obs_feature, code), x0, steps)
+
+    def guided_net(self, obs_feature: torch.Tensor, code: torch.Tensor) -> FlowNet:
+        """The guided decoder (``guidance_scale``) as a :data:`~vfp_il_components.flow.FlowNet` for fixed codes."""
         scale = self.config.guidance_scale
-        return integrate(
-            lambda x, t: self.guided_velocity(x, t, obs_feature, code, scale), x0, steps, self.config.flow.integrator
-        )
+
+        def net(x: torch.Tensor, t: torch.Tensor, d: torch.Tensor | None, rows: slice) -> torch.Tensor:
+            return self.guided_velocity(x, t, obs_feature[rows], code[rows], scale, d)
+
+        return net
 
     @torch.no_grad()
-    def sample_actions(self, observation: Batch, steps: int | None = None) -> torch.Tensor:
-        """Normalized action chunks ``(B, horizon, action_dim)``: a code from the prior, then guided integration."""
-        return self._sample(observation, steps or self.config.flow.num_steps, None)
+    def sample_actions(
+        self,
+        observation: Batch,
+        steps: int | None = None,
+        *,
+        noise: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Normalized action chunks ``(B, horizon, action_dim)``: a code from the prior, then guided integration.
+
+        ``generator`` (a seeded CPU generator) draws the code first, then the source noise unless ``noise``
+        (standard normal ``(B, horizon, action_dim)``, scaled by ``flow.noise_std``) is given.
+        """
+        return self._sample(observation, steps or self.config.flow.num_steps, generator, noise)
 
     @torch.no_grad()
     def evaluate(self, request: EvaluationRequest) -> dict[str, float]:

@@ -6,15 +6,17 @@ import torch
 
 from vfp.engine import EvaluationRequest, LossOutput, TrainerContext
 from vfp.protocols import Batch
-from vfp_il_components.trainers.common import (
+from vfp_il_components.evaluation import evaluate_policy
+from vfp_il_components.flow import (
     ACTION_KEY,
-    evaluate_policy,
-    integrate,
+    FlowNet,
+    flow_regression,
+    sample_flow,
     sample_noise,
-    sample_times,
-    straight_path,
+    step_features,
+    step_input_dim,
 )
-from vfp_il_components.trainers.specs import NaiveFlowMatchingConfig
+from vfp_il_components.trainers.flow_matching_config import NaiveFlowMatchingConfig
 
 __all__ = ["NaiveFlowMatchingTrainer"]
 
@@ -24,7 +26,9 @@ class NaiveFlowMatchingTrainer:
 
     Training regresses ``v`` onto ``A - x0`` at ``x_t = (1 - t) x0 + t A`` (loss ``flow``); sampling
     integrates ``v`` from noise with N Euler or Heun steps. With few steps the sample tends to the
-    conditional mean of the actions, which averages the modes of a multi-modal task.
+    conditional mean of the actions, which averages the modes of a multi-modal task. ``flow.prediction:
+    endpoint`` and ``flow.shortcut`` change what the network outputs and how it is trained and integrated
+    (:func:`vfp_il_components.flow.flow_regression`); a shortcut network also sees the step size.
     """
 
     def __init__(self, config: NaiveFlowMatchingConfig, context: TrainerContext) -> None:
@@ -35,30 +39,56 @@ class NaiveFlowMatchingTrainer:
         self.obs_encoder = context.build_model("obs_encoder", info=info)
         cond_dim = int(getattr(self.obs_encoder, "out_dim"))  # noqa: B009 - an nn.Module attribute
         self.velocity = context.build_model(
-            "velocity", action_dim=self.action_dim, horizon=self.horizon, cond_dim=cond_dim, time_input=True
+            "velocity",
+            action_dim=self.action_dim,
+            horizon=self.horizon,
+            cond_dim=cond_dim + step_input_dim(config.flow),
+            time_input=True,
         )
         self.flow_loss = context.build_loss("flow")
+
+    def flow_net(self, cond: torch.Tensor) -> FlowNet:
+        """The network as a :data:`~vfp_il_components.flow.FlowNet` for observation features ``cond`` (B, C)."""
+
+        def net(x: torch.Tensor, t: torch.Tensor, d: torch.Tensor | None, rows: slice) -> torch.Tensor:
+            c = cond[rows]
+            if d is not None:
+                c = torch.cat([c, step_features(d).to(c.dtype)], dim=-1)
+            out: torch.Tensor = self.velocity(x, c, t)
+            return out
+
+        return net
 
     def compute_losses(self, batch: Batch) -> LossOutput:
         actions = batch[ACTION_KEY]
         cond = self.obs_encoder(batch)
-        x0 = sample_noise(tuple(actions.shape), actions.device, self.config.flow.noise_std)
-        t = sample_times(self.config.flow, actions.shape[0], actions.device)
-        x_t, target = straight_path(x0, actions, t)
-        predicted = self.velocity(x_t, cond, t)
+        predicted, target = flow_regression(self.config.flow, self.flow_net(cond), actions)
         return LossOutput({"flow": self.flow_loss(predicted, target, batch.get(f"{ACTION_KEY}_is_pad"))})
 
-    def _sample(self, observation: Batch, steps: int, generator: torch.Generator | None) -> torch.Tensor:
+    def _sample(
+        self, observation: Batch, steps: int, generator: torch.Generator | None, noise: torch.Tensor | None = None
+    ) -> torch.Tensor:
         cond = self.obs_encoder(observation)
-        x0 = sample_noise(
-            (cond.shape[0], self.horizon, self.action_dim), cond.device, self.config.flow.noise_std, generator
-        )
-        return integrate(lambda x, t: self.velocity(x, cond, t), x0, steps, self.config.flow.integrator)
+        shape = (cond.shape[0], self.horizon, self.action_dim)
+        std, device = self.config.flow.noise_std, cond.device
+        x0 = std * noise.to(device, torch.float32) if noise is not None else sample_noise(shape, device, std, generator)
+        return sample_flow(self.config.flow, self.flow_net(cond), x0, steps)
 
     @torch.no_grad()
-    def sample_actions(self, observation: Batch, steps: int | None = None) -> torch.Tensor:
-        """Normalized action chunks ``(B, horizon, action_dim)`` from ``steps`` integration steps."""
-        return self._sample(observation, steps or self.config.flow.num_steps, None)
+    def sample_actions(
+        self,
+        observation: Batch,
+        steps: int | None = None,
+        *,
+        noise: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Normalized action chunks ``(B, horizon, action_dim)`` from ``steps`` integration steps.
+
+        ``noise``: standard-normal source samples ``(B, horizon, action_dim)`` (scaled by ``flow.noise_std``);
+        without it the source is drawn with ``generator`` (a seeded CPU generator) or the global stream.
+        """
+        return self._sample(observation, steps or self.config.flow.num_steps, generator, noise)
 
     @torch.no_grad()
     def evaluate(self, request: EvaluationRequest) -> dict[str, float]:

@@ -32,8 +32,9 @@ from torch import nn
 from vfp.engine import EvaluationRequest, LossOutput, TrainerContext
 from vfp.protocols import Batch
 from vfp_il_components.data.normalization import normalize
-from vfp_il_components.trainers.common import ACTION_KEY, ObservationCodec, observation_of
-from vfp_il_components.trainers.specs_vq_mi import ModeProbeConfig, MutualInformationEstimatorConfig
+from vfp_il_components.evaluation import ObservationCodec, task_of
+from vfp_il_components.flow import ACTION_KEY, observation_of
+from vfp_il_components.trainers.mutual_information_config import ModeProbeConfig, MutualInformationEstimatorConfig
 
 __all__ = [
     "ActionSamplingUnsupported",
@@ -307,12 +308,10 @@ class MutualInformationTrainer:
         """Encode (initial observation, expert chunk of a known mode) pairs from the task and probe the mode."""
         import numpy as np
 
-        from vfp_il_components.tasks import get_task
         from vfp_il_components.tasks.base import IMAGE_KEY, STATE_KEY, ObservationHistory
 
         info = self.context.info
-        assert info.task is not None
-        task = get_task(info.task, **dict(info.extra.get("task_options") or {}))
+        task = task_of(self.context)
         make_env = getattr(task, "make_env", None)
         if make_env is None:
             return {}

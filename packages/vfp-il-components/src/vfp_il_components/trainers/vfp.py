@@ -11,6 +11,9 @@ VFP ("Variational Flow-Matching Policy for Multi-Modal Robot Manipulation", arXi
   z ~ p(z|o) with the expert chunks (jointly with the observation state when the loss has a
   ``state_weight``), and ``moe_gating`` balances the experts.
 - inference: z ~ p(z | o), route to the experts, integrate N Euler or Heun steps from noise.
+- few-step options (``flow.prediction: endpoint``, ``flow.shortcut``): the decoder outputs the chunk, or
+  also sees the step size (appended to the observation feature it is conditioned on); the alignment term
+  then aligns the option's own one-step chunks.
 """
 
 from __future__ import annotations
@@ -20,16 +23,20 @@ import torch.nn.functional as F
 
 from vfp.engine import EvaluationRequest, LossOutput, MetricValue, TrainerContext
 from vfp.protocols import Batch
-from vfp_il_components.models.latent import DiagonalGaussian, gumbel_softmax, sample_categorical
-from vfp_il_components.trainers.common import (
+from vfp_il_components.evaluation import evaluate_policy
+from vfp_il_components.flow import (
     ACTION_KEY,
-    evaluate_policy,
-    integrate,
+    FlowNet,
+    flow_regression,
+    one_step,
+    sample_flow,
     sample_noise,
     sample_times,
-    straight_path,
+    step_features,
+    step_input_dim,
 )
-from vfp_il_components.trainers.specs import VFPSingleExpertConfig
+from vfp_il_components.models.latent import DiagonalGaussian, gumbel_softmax, sample_categorical
+from vfp_il_components.trainers.vfp_config import VFPSingleExpertConfig
 
 __all__ = ["LatentDistribution", "VariationalFlowMatchingTrainer"]
 
@@ -70,7 +77,11 @@ class VariationalFlowMatchingTrainer:
             else None
         )
         self.decoder = context.build_model(
-            "action_decoder", **chunk, cond_dim=cond_dim, latent_dim=self.latent_dim, num_experts=self.num_experts
+            "action_decoder",
+            **chunk,
+            cond_dim=cond_dim + step_input_dim(config.flow),
+            latent_dim=self.latent_dim,
+            num_experts=self.num_experts,
         )
         self.flow_loss = context.build_loss("flow")
         self.alignment = context.build_loss("alignment") if context.has_loss("alignment") else None
@@ -119,11 +130,32 @@ class VariationalFlowMatchingTrainer:
         return output.weights, output
 
     def velocity(
-        self, x: torch.Tensor, cond: torch.Tensor, t: torch.Tensor, z: torch.Tensor, weights: torch.Tensor | None
+        self,
+        x: torch.Tensor,
+        cond: torch.Tensor,
+        t: torch.Tensor,
+        z: torch.Tensor,
+        weights: torch.Tensor | None,
+        d: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Decoder velocity ``(B, H, A)`` at ``x`` and times ``t`` (B,) given the observation feature and z."""
+        """Decoder output ``(B, H, A)`` at ``x`` and times ``t`` (B,) given the observation feature and z.
+
+        A velocity by default; the chunk itself with ``flow.prediction: endpoint``; with ``flow.shortcut`` the
+        average velocity over a step of size ``d`` (B,) (required then).
+        """
+        if d is not None:
+            cond = torch.cat([cond, step_features(d).to(cond.dtype)], dim=-1)
         out: torch.Tensor = self.decoder(x, cond, t, z=z, weights=weights)
         return out
+
+    def flow_net(self, cond: torch.Tensor, z: torch.Tensor, weights: torch.Tensor | None) -> FlowNet:
+        """The decoder as a :data:`~vfp_il_components.flow.FlowNet` for fixed features, latents and routing."""
+
+        def net(x: torch.Tensor, t: torch.Tensor, d: torch.Tensor | None, rows: slice) -> torch.Tensor:
+            w = None if weights is None else weights[rows]
+            return self.velocity(x, cond[rows], t, z[rows], w, d)
+
+        return net
 
     def decode(
         self,
@@ -138,7 +170,7 @@ class VariationalFlowMatchingTrainer:
         if x0 is None:
             shape = (cond.shape[0], self.horizon, self.action_dim)
             x0 = sample_noise(shape, cond.device, self.config.flow.noise_std, generator)
-        return integrate(lambda x, t: self.velocity(x, cond, t, z, weights), x0, steps, self.config.flow.integrator)
+        return sample_flow(self.config.flow, self.flow_net(cond, z, weights), x0, steps)
 
     # -- training ----------------------------------------------------------------------------------
     def kl_weight(self) -> float:
@@ -175,10 +207,10 @@ class VariationalFlowMatchingTrainer:
 
         x0 = sample_noise(tuple(actions.shape), actions.device, self.config.flow.noise_std)
         t = sample_times(self.config.flow, actions.shape[0], actions.device)
-        x_t, target = straight_path(x0, actions, t)
         weights, gate_output = self._route(cond, z)
+        predicted, target = flow_regression(self.config.flow, self.flow_net(cond, z, weights), actions, x0, t)
         terms: dict[str, torch.Tensor] = {
-            "flow": self.flow_loss(self.velocity(x_t, cond, t, z, weights), target, is_pad),
+            "flow": self.flow_loss(predicted, target, is_pad),
             "kl": beta * kl_term.mean(),
         }
         metrics: dict[str, MetricValue] = {"kl_raw": kl_plain.detach().mean(), "beta": beta}
@@ -206,21 +238,35 @@ class VariationalFlowMatchingTrainer:
         z = self._reparameterized(prior)
         weights, _ = self._route(cond, z)
         x0 = sample_noise(tuple(actions.shape), actions.device, self.config.flow.noise_std)
-        zero = torch.zeros(actions.shape[0], device=actions.device, dtype=actions.dtype)
-        generated = x0 + self.velocity(x0, cond, zero, z, weights)
+        generated = one_step(self.config.flow, self.flow_net(cond, z, weights), x0)
         state = batch[self.state_key].flatten(1) if self.state_key is not None else None
         loss: torch.Tensor = self.alignment(generated, actions, state, state)
         return loss
 
     # -- inference -----------------------------------------------------------------------------------
-    def _sample(self, observation: Batch, steps: int, generator: torch.Generator | None) -> torch.Tensor:
+    def _sample(
+        self, observation: Batch, steps: int, generator: torch.Generator | None, noise: torch.Tensor | None = None
+    ) -> torch.Tensor:
         cond = self.encode_observation(observation)
-        return self.decode(cond, self.sample_latent(cond, generator), steps, generator)
+        z = self.sample_latent(cond, generator)
+        x0 = self.config.flow.noise_std * noise.to(cond.device, torch.float32) if noise is not None else None
+        return self.decode(cond, z, steps, generator, x0)
 
     @torch.no_grad()
-    def sample_actions(self, observation: Batch, steps: int | None = None) -> torch.Tensor:
-        """Normalized action chunks: z from the prior, routed experts, ``steps`` integration steps."""
-        return self._sample(observation, steps or self.config.flow.num_steps, None)
+    def sample_actions(
+        self,
+        observation: Batch,
+        steps: int | None = None,
+        *,
+        noise: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Normalized action chunks: z from the prior, routed experts, ``steps`` integration steps.
+
+        ``generator`` (a seeded CPU generator) draws z first, then the source noise unless ``noise`` (standard
+        normal ``(B, horizon, action_dim)``, scaled by ``flow.noise_std``) is given; None: the global stream.
+        """
+        return self._sample(observation, steps or self.config.flow.num_steps, generator, noise)
 
     @torch.no_grad()
     def evaluate(self, request: EvaluationRequest) -> dict[str, float]:
