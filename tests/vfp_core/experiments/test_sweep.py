@@ -76,7 +76,7 @@ def test_a_trial_worse_than_the_median_is_pruned(tmp_path: Path, monkeypatch: py
     spec = _spec(
         tmp_path / "prune.yaml",
         "experiment: sample/regression\n"
-        f"overrides: {FAST}, training.max_steps=400, evaluation.every=20, checkpointing.every=0]\n"
+        f"overrides: {FAST}, training.max_steps=4000, evaluation.every=50, checkpointing.every=0]\n"
         "space:\n"
         "  optimizers.default.lr: {type: choice, values: [0.05, 0.00001]}\n"
         "trials: 2\n"
@@ -94,8 +94,8 @@ def test_a_trial_worse_than_the_median_is_pruned(tmp_path: Path, monkeypatch: py
     assert [t.state.name for t in trials] == ["COMPLETE", "PRUNED"], lines
     pruned_run = Path(trials[1].user_attrs["run_dirs"][0])
     steps = [json.loads(line)["step"] for line in (pruned_run / "metrics.jsonl").read_text().splitlines()]
-    assert max(steps) < 400  # stopped early (SIGTERM: the engine checkpointed and exited)
-    assert max(trials[1].intermediate_values) < 400
+    assert max(steps) < 4000  # stopped early (SIGTERM: the engine checkpointed and exited)
+    assert max(trials[1].intermediate_values) < 4000
     status = vfp("sweep", "status", str(spec), "--json", cwd=tmp_path)
     assert status.returncode == 0, status.stderr
     data = json.loads(status.stdout)
