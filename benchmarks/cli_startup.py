@@ -2,7 +2,9 @@
 
 Each command runs REPEAT times in a fresh process; the table shows medians. Extra dummy plugin
 distributions (a dist-info with an entry point, plus a plugin module registering one component with a
-pydantic config model) are installed into a folder on PYTHONPATH: 0, 10 and 100 of them.
+pydantic config model) are installed into a folder on PYTHONPATH: 0, 10 and 100 of them. The runs of
+the three plugin counts are interleaved, so that a change in the machine's load affects them alike, and
+each command is compared with itself without extra plugins in the same run (the "ratio" columns).
 
 Targets (issue 2): `vfp plugins list` under 0.3 s and under a quarter of `import torch`; 100 extra
 plugins add under 50 ms.
@@ -25,7 +27,7 @@ PLUGIN_MODULE = """\
 import vfp
 from vfp import ComponentConfig, ComponentKind, ComponentSpec
 
-VFP_CONTRACT = "1.0"
+VFP_CONTRACT = "1.1"
 
 
 class DummyConfig(ComponentConfig):
@@ -70,9 +72,21 @@ def median_seconds(command: list[str], env: dict[str, str], repeat: int) -> tupl
 
     CPU time is reported too: on a shared 2-core machine it is far less disturbed by other load.
     """
-    run_once(command, env)  # warm the file cache and .pyc files
-    runs = [run_once(command, env) for _ in range(repeat)]
-    return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
+    return interleaved_medians(command, [env], repeat)[0]
+
+
+def interleaved_medians(command: list[str], envs: list[dict[str, str]], repeat: int) -> list[tuple[float, float]]:
+    """Median wall and CPU seconds of ``command`` in each environment, the runs taking turns.
+
+    One warm-up run per environment first (file cache, .pyc files).
+    """
+    for env in envs:
+        run_once(command, env)
+    runs: list[list[tuple[float, float]]] = [[] for _ in envs]
+    for _ in range(repeat):
+        for env, times in zip(envs, runs, strict=True):
+            times.append(run_once(command, env))
+    return [(statistics.median(r[0] for r in times), statistics.median(r[1] for r in times)) for times in runs]
 
 
 def main() -> None:
@@ -93,31 +107,43 @@ def main() -> None:
         "python -c pass": median_seconds([python, "-c", "pass"], base_env, args.repeat),
         "python -c 'import torch'": median_seconds([python, "-c", "import torch"], base_env, max(3, args.repeat // 2)),
     }
-    for count in (0, 10, 100):
-        with tempfile.TemporaryDirectory() as tmp:
-            install_dummy_plugins(Path(tmp), count)
-            env = {**base_env, "PYTHONPATH": tmp}
+    counts = (0, 10, 100)
+    commands = [
+        ("vfp --help", [vfp, "--help"]),
+        ("vfp plugins list", [vfp, "plugins", "list"]),
+        ("vfp plugins list --json", [vfp, "plugins", "list", "--json"]),
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        envs = []
+        for count in counts:
+            folder = Path(tmp) / f"plugins_{count}"
+            folder.mkdir()
+            install_dummy_plugins(folder, count)
+            env = {**base_env, "PYTHONPATH": str(folder)}
             listed = subprocess.run([vfp, "plugins", "list", "--json"], env=env, capture_output=True, text=True)
             if listed.returncode != 0 or listed.stdout.count('"status": "ok"') < count:
                 raise SystemExit(f"dummy plugins were not all loaded:\n{listed.stderr}")
-            commands = [
-                ("vfp --help", [vfp, "--help"]),
-                ("vfp plugins list", [vfp, "plugins", "list"]),
-                ("vfp plugins list --json", [vfp, "plugins", "list", "--json"]),
-            ]
-            for label, cmd in commands:
-                rows.append((label, count, median_seconds(cmd, env, args.repeat)))
+            envs.append(env)
+        for label, cmd in commands:
+            for count, times in zip(counts, interleaved_medians(cmd, envs, args.repeat), strict=True):
+                rows.append((label, count, times))
 
     torch_wall, torch_cpu = baselines["python -c 'import torch'"]
     print(f"median of {args.repeat} runs, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}\n")
-    print("| command | extra plugins | wall (s) | CPU (s) | wall / import torch | CPU + vs 0 plugins (ms) |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print(
+        "| command | extra plugins | wall (s) | CPU (s) | wall / import torch | CPU + vs 0 plugins (ms) "
+        "| CPU ratio vs 0 plugins | wall ratio vs 0 plugins |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for label, (wall, cpu) in baselines.items():
-        print(f"| `{label}` | - | {wall:.3f} | {cpu:.3f} | {wall / torch_wall:.2f} | - |")
-    zero = {label: cpu for label, count, (_, cpu) in rows if count == 0}
+        print(f"| `{label}` | - | {wall:.3f} | {cpu:.3f} | {wall / torch_wall:.2f} | - | - | - |")
+    zero = {label: times for label, count, times in rows if count == 0}
     for label, count, (wall, cpu) in rows:
-        added = (cpu - zero[label]) * 1000
-        print(f"| `{label}` | {count} | {wall:.3f} | {cpu:.3f} | {wall / torch_wall:.2f} | {added:+.0f} |")
+        wall0, cpu0 = zero[label]
+        print(
+            f"| `{label}` | {count} | {wall:.3f} | {cpu:.3f} | {wall / torch_wall:.2f} | {(cpu - cpu0) * 1000:+.0f} "
+            f"| {cpu / cpu0:.2f} | {wall / wall0:.2f} |"
+        )
     listing = {count: times for label, count, times in rows if label == "vfp plugins list"}
     wall0, cpu0 = listing[0]
     print()

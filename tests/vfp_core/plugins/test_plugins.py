@@ -424,3 +424,43 @@ def test_plugins_list_shows_a_conflict_in_the_table_and_the_json(tmp_path: Path)
     assert "conflict" in table.stdout
     assert "also claimed by 'il_components'" in table.stdout
     assert "conflict: loss 'l2' is claimed by both" in " ".join(table.stdout.split())
+
+
+NO_JSON_SCHEMA = """\
+from collections.abc import Callable
+
+import vfp
+from vfp import ComponentKind, ComponentSpec, LossConfig
+VFP_CONTRACT = "1.1"
+
+class Cfg(LossConfig):
+    hook: Callable[[int], int] = abs
+
+@vfp.hookimpl
+def vfp_register_components():
+    return [ComponentSpec(ComponentKind.LOSS, "callable_loss", Cfg, "plug_callable:Cfg")]
+"""
+
+
+def test_a_model_without_json_schema_works_but_is_left_out_of_the_schema(make_plugin) -> None:  # type: ignore[no-untyped-def]
+    """Validators are checked for every command that needs components; JSON Schemas only where one is written."""
+    ep = make_plugin("plug_callable", NO_JSON_SCHEMA)
+    host = PluginHost(entry_points=[ep, good(make_plugin, "plug_fine", "l3")], strict=False)
+    assert host.registry.names("loss") == ["callable_loss", "l3"]
+    assert host.registry.get("loss", "callable_loss").config(type="callable_loss").hook(-2) == 2
+    assert host.records[0].status == "ok"
+    with pytest.warns(
+        PluginWarning, match=r"plugin 'plug_callable'.*config model without a JSON Schema.*callable_loss"
+    ):
+        schema_registry = host.schema_registry
+    assert schema_registry.names("loss") == ["l3"]
+    assert host.registry is schema_registry  # from now on every command sees it left out
+    assert host.records[0].status == "failed"
+
+
+def test_hooks_are_called_only_when_marked_as_hook_implementations(make_plugin) -> None:  # type: ignore[no-untyped-def]
+    """A ``vfp_*`` function without ``@vfp.hookimpl`` is not a hook: pluggy skips it, and so does discovery."""
+    source = GOOD.replace("@vfp.hookimpl\n", "").replace("{name}", "unmarked").replace("{module}", "plug_unmarked")
+    host = PluginHost(entry_points=[make_plugin("plug_unmarked", source)], strict=False)
+    assert (host.records[0].status, host.records[0].components) == ("ok", [])
+    assert host.registry.names("loss") == []

@@ -297,27 +297,45 @@ class PluginHost:
         self.pm.add_hookspecs(hookspecs)
         self.records: list[PluginRecord] = []
         self._registry = ComponentRegistry()
-        self._models_checked = False
+        self._validators_checked = False
+        self._schemas_checked = False
+        self._threshold = import_threshold()
         self._load(entry_points)
 
     @property
     def registry(self) -> ComponentRegistry:
-        """The installed components, once every plugin's config models were checked to build.
+        """The installed components, once every plugin's config models were checked to build a validator.
 
-        The check (building each config model's validator and JSON Schema, about 0.1 s for the packaged
-        plugins) runs on first use, not at discovery, so ``vfp --help`` does not pay for it; a plugin
-        with a config model that cannot be built is then marked failed and its components left out.
+        The check (0.1 to 1 ms per config model) runs on first use, not at discovery, so ``vfp --help``
+        does not pay for it; a plugin with a config model that cannot be built is then marked failed and
+        its components left out. :attr:`schema_registry` also checks that each model has a JSON Schema.
         """
-        if not self._models_checked:
-            self._models_checked = True
-            self._check_config_models()
+        if not self._validators_checked:
+            self._validators_checked = True
+            self._check_config_models(json_schema=False)
         return self._registry
 
-    def _check_config_models(self) -> None:
+    @property
+    def schema_registry(self) -> ComponentRegistry:
+        """:attr:`registry`, once every config model was also checked to have a JSON Schema.
+
+        For ``vfp config schema``: a model that validates but has no JSON Schema (a ``Callable`` field,
+        say) would otherwise break the schema of every experiment. Only the commands that write a
+        schema pay for the check (generating a model's JSON Schema costs more than building its
+        validator); the plugin is then marked failed and left out, with a warning naming it.
+        """
+        registry = self.registry
+        if not self._schemas_checked:
+            self._schemas_checked = True
+            self._check_config_models(json_schema=True)
+            registry = self._registry
+        return registry
+
+    def _check_config_models(self, *, json_schema: bool) -> None:
         broken = False
         for record in self.active:
             for spec in record.components:
-                problem = _config_model_problem(spec)
+                problem = _config_model_problem(spec, json_schema=json_schema)
                 if problem is not None:
                     self._fail(record, problem)
                     broken = True
@@ -414,7 +432,7 @@ class PluginHost:
     def _check_import_cost(self, record: PluginRecord) -> None:
         """Warn about a light module that is not light: every vfp command, even ``--help``, pays for it."""
         seconds = record.import_seconds or 0.0
-        threshold = import_threshold()
+        threshold = self._threshold
         how = (
             "every vfp command, even `vfp --help`, pays for it. Keep the entry-point module light (config "
             "models and registration only) and move heavy imports into the modules named by the components' "
@@ -435,22 +453,21 @@ class PluginHost:
         """Call one hook of one plugin only; a raising plugin is marked failed."""
         if not record.active or record.module is None:
             return []
-        caller = getattr(self.pm.hook, hook_name)
-        results = []
-        for impl in caller.get_hookimpls():
-            if impl.plugin is not record.module:
-                continue
-            try:
-                result = impl.function(**kwargs)
-            except SystemExit as exc:
-                self._fail(record, f"called sys.exit({exc.code!r}) in hook {hook_name}")
-                return []
-            except Exception as exc:
-                self._fail(record, f"raised in hook {hook_name}: {type(exc).__name__}: {exc}")
-                return []
-            if result is not None:
-                results.append(result)
-        return results
+        # pluggy registered the module's ``vfp_*`` function marked as a hook implementation; looking it up
+        # on the module keeps discovery linear in the number of plugins (scanning every plugin's hook
+        # implementations for each plugin is quadratic).
+        function = getattr(record.module, hook_name, None)
+        if function is None or self.pm.parse_hookimpl_opts(record.module, hook_name) is None:
+            return []
+        try:
+            result = function(**kwargs)
+        except SystemExit as exc:
+            self._fail(record, f"called sys.exit({exc.code!r}) in hook {hook_name}")
+            return []
+        except Exception as exc:
+            self._fail(record, f"raised in hook {hook_name}: {type(exc).__name__}: {exc}")
+            return []
+        return [] if result is None else [result]
 
     def _register_components(self, *, warn: bool = True) -> None:
         for record in self.records:
@@ -610,21 +627,25 @@ def _section_of(data: object, name: str, path: tuple[str | int, ...]) -> tuple[s
     return None
 
 
-def _config_model_problem(spec: ComponentSpec) -> str | None:
-    """Why a component's config model cannot validate or describe configs (None when it can).
+def _config_model_problem(spec: ComponentSpec, *, json_schema: bool) -> str | None:
+    """Why a component's config model cannot validate (or describe, with ``json_schema``) configs.
 
-    Builds the validator and the JSON Schema now, at discovery: a model with an unresolvable annotation
-    or a field of a type pydantic cannot handle (``threading.Lock``) would otherwise break ``vfp config
-    validate|schema`` and ``vfp train`` for every experiment, not only the ones that use it.
+    Builds the validator (and the JSON Schema) now, before any experiment model is built: a model with
+    an unresolvable annotation or a field of a type pydantic cannot handle (``threading.Lock``) would
+    otherwise break ``vfp config validate`` and ``vfp train`` for every experiment, not only the ones
+    that use it; one without a JSON Schema would break ``vfp config schema``. None when it can.
     """
     model = spec.config
     try:
-        model.model_rebuild(raise_errors=True)
-        model.model_json_schema()
+        if json_schema:
+            model.model_json_schema()
+        else:
+            model.model_rebuild(raise_errors=True)
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         return (
-            f"has a config model that cannot be built ({spec.kind} {spec.name!r}, "
+            f"has a config model {'without a JSON Schema' if json_schema else 'that cannot be built'} "
+            f"({spec.kind} {spec.name!r}, "
             f"{getattr(model, '__qualname__', model)!r}): {type(exc).__name__}: {first}"
         )
     return None

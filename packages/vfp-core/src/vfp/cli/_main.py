@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 import warnings
 from collections.abc import Sequence
@@ -90,6 +91,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Run the ``vfp`` command line."""
     args = list(sys.argv[1:] if argv is None else argv)
     warnings.showwarning = _show_warning
+    as_command = argv is None
+    if as_command:
+        # Start-up (vfp's modules, then every plugin's module and config models) makes many objects that
+        # live as long as the process and little garbage: no collection scans them meanwhile, and
+        # gc.freeze() keeps them out of every later one, the collections at exit included. Only for
+        # the `vfp` command itself, not when main() is called in a long-lived process.
+        gc.disable()
     try:
         get_host(disabled=_disabled_from_argv(args))
         app = build_app()
@@ -97,4 +105,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(fail(str(exc), 130).exit_code) from None
     except PluginError as exc:
         raise SystemExit(fail(str(exc)).exit_code) from None
+    finally:
+        if as_command:
+            gc.freeze()
+            gc.enable()
     app(args=args, prog_name="vfp")

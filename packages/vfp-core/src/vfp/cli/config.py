@@ -59,5 +59,5 @@ def schema(
     """Write the JSON Schema of experiment configs, covering every installed plugin's components."""
     from vfp.config import experiment_json_schema
 
-    text = json.dumps(experiment_json_schema(get_host().registry), indent=2)
+    text = json.dumps(experiment_json_schema(get_host().schema_registry), indent=2)
     write_text_or_stdout(text, output)

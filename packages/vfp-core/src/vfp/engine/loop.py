@@ -2,8 +2,9 @@
 
 :func:`train` checks the run directory and runs a :class:`_Training`: build the run
 (:func:`vfp.engine.setup.build_run`), then per optimizer step: the step itself
-(:class:`vfp.engine.step.OptimizerStep`), the EMA, logging, evaluation and a checkpoint when due, a
-stop when asked; at the end a final evaluation and checkpoint. Trainers supply only the losses.
+(:class:`vfp.engine.step.OptimizerStep`), the EMA, logging, evaluation (and the ranking of best
+checkpoints, :class:`vfp.engine.periodic.PeriodicEvaluation`) and a checkpoint when due, a stop when
+asked; at the end a final evaluation and checkpoint. Trainers supply only the losses.
 """
 
 from __future__ import annotations
@@ -14,15 +15,9 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from vfp.engine.best import update_best
 from vfp.engine.checkpoint import capture_rng_state, save_checkpoint
 from vfp.engine.distributed import DistributedEnv
-from vfp.engine.evaluate import (
-    check_env_before_training,
-    engine_rolls_out,
-    rollout_during_training,
-    run_evaluation,
-)
+from vfp.engine.evaluate import check_env_before_training
 from vfp.engine.options import (
     NonFiniteLossError,
     ResumePoint,
@@ -34,6 +29,7 @@ from vfp.engine.options import (
     TrainResult,
     resolve_host,
 )
+from vfp.engine.periodic import EvaluationFailed, PeriodicEvaluation, evaluation_failure_message
 from vfp.engine.progress import make_progress
 from vfp.engine.session import data_info_record
 from vfp.engine.setup import ProcessSettings, TrainingRun, build_run, prepare_directory, register_callbacks
@@ -84,8 +80,7 @@ class _Training:
         self.progress = make_progress(options.progress, self.is_main)
         self.last_checkpoint = options.resume.path if options.resume else None
         self.checkpointed_step = -1
-        self.evaluated_step = -1
-        self.evaluation_metrics: dict[str, float] = {}
+        self.evaluation = PeriodicEvaluation(config, host, self.progress, is_main=self.is_main)
         self.settings: ProcessSettings | None = None
         self.training: TrainingRun | None = None
         self._torn_down = False
@@ -152,7 +147,7 @@ class _Training:
             # the final checkpoint comes first: an evaluation that fails (or is stopped) never loses training
             if self.checkpointed_step != state.step and state.step > training.run.start_step:
                 self._checkpoint(training)
-            if self.evaluated_step != state.step and state.step > training.run.start_step:
+            if self.evaluation.step != state.step and state.step > training.run.start_step:
                 try:
                     self._evaluate(training)
                 except EvaluationFailed as exc:
@@ -174,17 +169,7 @@ class _Training:
         return result
 
     def _evaluation_failure_message(self, training: TrainingRun, exc: EvaluationFailed) -> str:
-        """What failed, and that the training is kept: the checkpoint to evaluate again or resume from."""
-        cause = exc.__cause__
-        what = f"{type(cause).__name__}: {cause}" if cause is not None else str(exc)
-        kept = (
-            f"training is kept: checkpoint {self.last_checkpoint} (step {self.checkpointed_step}); "
-            f"evaluate it again with `vfp eval {training.directory.path}` or continue with "
-            f"`vfp train --resume {training.directory.path}`"
-            if self.last_checkpoint is not None
-            else "no checkpoint was written"
-        )
-        return f"evaluation at step {exc.step} failed ({what}); {kept}"
+        return evaluation_failure_message(training, exc, self.last_checkpoint, self.checkpointed_step)
 
     def _loop(self, training: TrainingRun, optimizer_step: OptimizerStep) -> None:
         """Step, average, log, evaluate, checkpoint, until ``max_steps`` or a stop."""
@@ -230,66 +215,13 @@ class _Training:
         return optimizer_step.stop_agreed if self.dist.enabled else self.stop.requested
 
     def _evaluate(self, training: TrainingRun) -> None:
-        """Evaluate the policy's weights (schedule-free averages, EMA) on rank 0; the others wait.
-
-        Raises :class:`EvaluationFailed` (from the component's error) when the evaluation raises; the
-        weights, modes and random states of training are restored first.
-        """
-        state = training.state
-        metrics: dict[str, float] = {}
-        with state.averaged_weights():
-            if self.is_main:
-                with state.ema.swapped_in() if state.ema is not None else contextlib.nullcontext():
-                    state.models.eval()
-                    try:
-                        metrics = self._run_evaluation(training)
-                    finally:
-                        state.train_mode()
-        self.evaluated_step = state.step
-        self.evaluation_metrics = metrics
+        """Evaluate (raises :class:`EvaluationFailed`), rank this step's checkpoint, report the metrics."""
+        self.evaluation.evaluate(training)
         self._keep_best(training)
-        if self.is_main and metrics:
-            self.host.on_evaluation_end(training.run, state.step, metrics)
-            shown = "  ".join(f"{k} {v:.4g}" for k, v in metrics.items())
-            self.progress.message(f"evaluation at step {state.step}: {shown}")
+        self.evaluation.report(training)
 
     def _keep_best(self, training: TrainingRun) -> None:
-        """Rank the checkpoint of this step by ``checkpointing.best`` once it is both written and evaluated."""
-        best, step = self.config.checkpointing.best, training.state.step
-        if not (self.is_main and best is not None and self.last_checkpoint is not None):
-            return
-        if self.evaluated_step == step and self.checkpointed_step == step:
-            update_best(training.directory.checkpoints, step, self.last_checkpoint, self.evaluation_metrics, best)
-
-    def _run_evaluation(self, training: TrainingRun) -> dict[str, float]:
-        state = training.state
-        try:
-            metrics = run_evaluation(
-                training.trainer,
-                training.built.data,
-                device=training.device,
-                precision=self.config.precision,
-                seed=self.config.seed,
-                step=state.step,
-                max_batches=self.config.evaluation.max_batches,
-                trainer_evaluates=not engine_rolls_out(self.config, training.trainer),
-            )
-            weights = "ema" if state.ema is not None else "models"
-            metrics.update(
-                rollout_during_training(
-                    self.config,
-                    training.trainer,
-                    training.built.context,
-                    device=training.device,
-                    step=state.step,
-                    weights=weights,
-                    host=self.host,
-                    report=self.progress.message,
-                )
-            )
-            return metrics
-        except Exception as exc:
-            raise EvaluationFailed(state.step) from exc
+        self.evaluation.keep_best(training, self.last_checkpoint, self.checkpointed_step)
 
     def _checkpoint(self, training: TrainingRun) -> None:
         """Save the state with the schedule-free averaged weights; every process takes part (random states)."""
@@ -353,14 +285,6 @@ class _Training:
         with contextlib.suppress(Exception):
             self.dist.barrier() if status == "completed" else None
         self.dist.shutdown()
-
-
-class EvaluationFailed(RuntimeError):
-    """An evaluation raised (its error is the ``__cause__``); training up to ``step`` is checkpointed."""
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-        super().__init__(f"evaluation at step {step} failed")
 
 
 def _due(step: int, every: int) -> bool:
