@@ -147,7 +147,10 @@ def lerobot(session: nox.Session) -> None:
         str(python), "-m", "pip", "install", *editable, "-e", "tests/plugins/vfp-sample", *TEST_DEPS, external=True
     )
     # Only the folder that holds lerobot tests: other test modules import extras this venv does not have.
-    paths = session.posargs or ["tests/vfp_il_components/data"]
+    paths = session.posargs or [
+        "tests/vfp_il_components/data",
+        "tests/vfp_il_components/envs/test_lerobot_diffusion_adapter.py",
+    ]
     session.run(str(python), "-m", "pytest", "-m", "lerobot", *paths, external=True)
 
 

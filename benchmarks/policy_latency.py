@@ -112,7 +112,7 @@ def train_run(name: str, folder: Path, steps: int) -> Path:
         "data.generate.episodes=12",
         "data.batch_size=32",
         "logging.callbacks=[{type: jsonl}]",
-        "trainer.evaluation.episodes=2",
+        "evaluation.episodes=2",
     ]
     train(load_experiment(name, overrides).config, TrainOptions(run_dir=run, progress="none"))
     return run

@@ -17,6 +17,17 @@ Needs matplotlib for the plots (a benchmark dependency, not a runtime one):
     python benchmarks/policy_quality.py --quick        # avoid_obstacle, 1 seed, 1000 steps
     python benchmarks/policy_quality.py --tasks avoid_obstacle --seeds 3 --jobs 2
 
+MetaWorld (``--suite metaworld``, needs ``vfp-il-components[metaworld]``): every trainer's packaged
+``metaworld/<trainer>/<task>`` config on push-wall-v3, pick-place-wall-v3 and drawer-close-v3 (100 demonstrations
+of MetaWorld's scripted expert on two routes, generated once per task and shared), evaluated through the engine's
+rollout (``vfp eval --env``: 50 episodes, evaluation seed 0, at most 300 steps, 8 of 16 actions per query) at 1, 2,
+4 and 10 integration steps; the scripted expert under the same protocol (same env, episodes and seeds, a route
+drawn per episode, the demonstrations' action noise); the latency of one chunk at batch 1; and, when
+``docs/data/lerobot_diffusion.json`` exists (``benchmarks/lerobot_diffusion.py``), LeRobot's diffusion policy side
+by side. Writes ``docs/results_metaworld.md`` and ``docs/figures/metaworld_*.png``::
+
+    python benchmarks/policy_quality.py --suite metaworld --work /tmp/mw   # 4 trainers x 3 tasks x 3 seeds
+
 Variants of the packaged configs (e.g. the few-step flow options) with ``--override`` (config overrides applied
 to every trained config, repeatable) and ``--label`` (appended to the trainer names in the tables)::
 
@@ -53,6 +64,11 @@ LABELS = {
     "cfg_vqvae_flow_matching": "CFG VQ-VAE FM",
 }
 TASKS = ("avoid_obstacle", "mixture", "ordered_subgoals")
+MW_TASKS = ("push-wall-v3", "pick-place-wall-v3", "drawer-close-v3")
+"""The MetaWorld tasks with packaged experiments (``metaworld/<trainer>/<task>``)."""
+LATENCY_CALLS = 50
+"""Timed chunk queries per (run, step count) for the latency column (after 5 warm-up calls)."""
+DIFFUSION_JSON = ROOT / "docs" / "data" / "lerobot_diffusion.json"
 TASK_EPISODES = {"avoid_obstacle": 200, "mixture": 2000, "ordered_subgoals": 200}
 """Demonstrations per task: a mixture episode is a single decision (its context is constant), so it needs
 more episodes than the closed-loop tasks to cover the context space. Every trainer gets the same data."""
@@ -80,30 +96,32 @@ def worker(
 
     from vfp._plugins import get_host
     from vfp.config import load_experiment
-    from vfp.engine import TrainOptions, evaluate_checkpoint, train
+    from vfp.engine import evaluate_checkpoint
     from vfp.engine.checkpoint import load_latest_checkpoint, policy_weights
+    from vfp.engine.evaluate import EVAL_STREAM
+    from vfp.engine.runtime import derive_seed
     from vfp.engine.session import build_trainer_for_evaluation
     from vfp_il_components.evaluation import rollout_options, task_of, task_policy
+    from vfp_il_components.settings import ClosedLoopSettings
 
     torch.set_num_threads(1)
+    if task in MW_TASKS:
+        return metaworld_worker(task, trainer, seed, work, max_steps, episodes, extra, label)
     run_dir = work / "runs" / f"{task}-{trainer}{_suffix(label)}-{seed}"
     overrides = [
         f"data.path={work / f'{task}.hdf5'}",
         f"data.generate.task={task}",
         f"data.generate.episodes={TASK_EPISODES[task]}",
         f"seed={seed}",
-        f"trainer.evaluation.episodes={episodes}",
+        f"evaluation.episodes={episodes}",
+        f"evaluation.env={{type: {task}}}",  # the packaged exp1 configs roll out in avoid_obstacle
         "logging.callbacks=[{type: jsonl}]",
     ]
     if max_steps is not None:
         overrides.append(f"training.max_steps={max_steps}")
     overrides += extra or []
     config = load_experiment(f"{trainer}/exp1", overrides).config
-    started = time.perf_counter()
-    result = train(config, TrainOptions(run_dir=run_dir, progress="none"))
-    if result.status != "completed":
-        raise RuntimeError(f"{trainer} on {task} (seed {seed}): {result.message}")
-    seconds = time.perf_counter() - started
+    seconds = _train(config, run_dir, f"{trainer} on {task} (seed {seed})")
     metrics = {str(steps): dict(evaluate_checkpoint(run_dir, steps=steps).metrics) for steps in STEPS}
 
     # first chunks of a few episodes for the plots
@@ -112,12 +130,23 @@ def worker(
     for name, state in policy_weights(payload).items():
         built.models[name].load_state_dict(state)
     built.models.eval()
-    settings = config.trainer.evaluation  # type: ignore[attr-defined]
+    evaluation = config.evaluation
+    settings = ClosedLoopSettings(
+        episodes=evaluation.episodes, seed=evaluation.seed, action_steps=evaluation.action_steps
+    )
     options = dataclasses.replace(rollout_options(built.context, settings), num_episodes=64)
     sample = built.trainer._sample  # type: ignore[attr-defined]  # the trainers' normalized sampler
     chunks: dict[str, Any] = {}
     task_object = task_of(built.context)
     with torch.no_grad():
+        # the transport distance between the policy's and the expert's (initial state, first chunk) pairs, as the
+        # trainer-side evaluation reported it (the engine's rollout does not: it knows no expert)
+        for steps in STEPS:
+            generator = torch.Generator().manual_seed(derive_seed(config.seed, EVAL_STREAM, int(payload["step"])))
+            policy = task_policy(built.context, sample, steps, generator)
+            summary = task_object.evaluate(policy, rollout_options(built.context, settings))
+            if "sinkhorn" in summary:
+                metrics[str(steps)]["sinkhorn"] = summary["sinkhorn"]
         for steps in PLOT_STEPS:
             generator = torch.Generator().manual_seed(seed)
             rollout = task_object.rollout(task_policy(built.context, sample, steps, generator), options)
@@ -131,6 +160,204 @@ def worker(
                 policy = task_policy(built.context, sample, steps, torch.Generator().manual_seed(seed))
                 full_chunk[str(steps)] = task_object.evaluate(policy, full_options)
     return {"metrics": metrics, "full_chunk": full_chunk, "train_seconds": seconds, "chunks": chunks}
+
+
+def _train(config: Any, run_dir: Path, what: str) -> float:
+    """Train ``config`` into ``run_dir``; its wall time in seconds. A run an earlier invocation finished there is
+    reused (its time read from ``train_seconds.txt``); an unfinished one is started again."""
+    import shutil
+
+    from vfp.engine import TrainOptions, train
+
+    timing = run_dir / "train_seconds.txt"
+    if timing.exists():
+        return float(timing.read_text())
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    started = time.perf_counter()
+    result = train(config, TrainOptions(run_dir=run_dir, progress="none"))
+    if result.status != "completed":
+        raise RuntimeError(f"{what}: {result.message}")
+    seconds = time.perf_counter() - started
+    timing.write_text(f"{seconds}\n")
+    return seconds
+
+
+def metaworld_worker(
+    task: str,
+    trainer: str,
+    seed: int,
+    work: Path,
+    max_steps: int | None,
+    episodes: int,
+    extra: list[str] | None = None,
+    label: str = "",
+) -> dict[str, Any]:
+    """Train ``metaworld/<trainer>/<task>`` with ``seed``; per step count, the engine's rollout metrics and the
+    latency of one chunk."""
+    import numpy as np
+
+    from vfp import load_policy
+    from vfp.config import load_experiment
+
+    run_dir = work / "runs" / f"{task}-{trainer}{_suffix(label)}-{seed}"
+    overrides = [
+        f"data.path={work / f'metaworld_{task}.hdf5'}",
+        f"seed={seed}",
+        f"evaluation.episodes={episodes}",
+        "logging.callbacks=[{type: jsonl}]",
+    ]
+    if max_steps is not None:
+        overrides.append(f"training.max_steps={max_steps}")
+    overrides += extra or []
+    config = load_experiment(f"metaworld/{trainer}/{task}", overrides).config
+    seconds = _train(config, run_dir, f"{trainer} on {task} (seed {seed})")  # with the final evaluation
+    # The engine's rollout (what `vfp eval RUN --env metaworld --steps S` runs), with one env reused for every
+    # step count: building a MetaWorld env costs about a CPU-second.
+    from vfp.envs import build_env, check_env, rollout
+    from vfp.envs.evaluate import evaluation_random_state
+
+    evaluation = config.evaluation
+    assert evaluation.env is not None
+    env = build_env(
+        evaluation.env,
+        num_envs=min(evaluation.num_envs or episodes, episodes),
+        seed=evaluation.seed,
+        max_episode_steps=evaluation.max_episode_steps,
+    )
+    metrics, latency = {}, {}
+    try:
+        for steps in STEPS:
+            evaluated = time.perf_counter()
+            policy = load_policy(run_dir, device="cpu", steps=steps, action_steps=evaluation.action_steps)
+            check_env(env, dict(policy.metadata.features), name=evaluation.env.type)
+            with evaluation_random_state(evaluation.seed):
+                policy.reset()
+                rolled = rollout(
+                    policy,
+                    env,
+                    episodes=episodes,
+                    seed=evaluation.seed,
+                    max_episode_steps=evaluation.max_episode_steps,
+                    name=evaluation.env.type,
+                )
+            metrics[str(steps)] = {**rolled.metrics(), "eval_seconds": time.perf_counter() - evaluated}
+            observation = {
+                key: np.zeros((policy.history, *spec.shape), np.float32) for key, spec in _state_features(policy)
+            }
+            for _ in range(5):
+                policy.predict_chunk(observation, seed=0)
+            times = []
+            for call in range(LATENCY_CALLS):
+                begin = time.perf_counter()
+                policy.predict_chunk(observation, seed=call)
+                times.append(1000.0 * (time.perf_counter() - begin))
+            latency[str(steps)] = {"p50": float(np.percentile(times, 50)), "p90": float(np.percentile(times, 90))}
+    finally:
+        env.close()
+    return {"metrics": metrics, "latency_ms": latency, "train_seconds": seconds, "full_chunk": {}, "chunks": {}}
+
+
+def _state_features(policy: Any) -> list[tuple[str, Any]]:
+    """The policy's observation features (name, spec): MetaWorld policies see ``observation.state`` only."""
+    return [(key, spec) for key, spec in policy.metadata.features.items() if key.startswith("observation.")]
+
+
+def remeasure_latency(work: Path, tasks: list[str], trainers: list[str], label: str = "", rounds: int = 60) -> None:
+    """Time one chunk (batch 1, one thread) of every trainer's seed-0 run at every step count, taking turns
+    within each round so that a load spike hits all policies alike, and write the medians into every seed's
+    result file (the architecture, not the weights, sets the latency). For a quiet machine, after training."""
+    import numpy as np
+    import torch
+
+    from vfp import load_policy
+
+    torch.set_num_threads(1)
+    for task in tasks:
+        policies = {}
+        for trainer in trainers:
+            run_dir = work / "runs" / f"{task}-{trainer}{_suffix(label)}-0"
+            if run_dir.exists():
+                for steps in STEPS:
+                    policies[trainer, steps] = load_policy(run_dir, device="cpu", steps=steps)
+        times: dict[tuple[str, int], list[float]] = {key: [] for key in policies}
+        for call in range(5 + rounds):
+            for key, policy in policies.items():
+                observation = {
+                    name: np.zeros((policy.history, *spec.shape), np.float32) for name, spec in _state_features(policy)
+                }
+                begin = time.perf_counter()
+                policy.predict_chunk(observation, seed=call)
+                if call >= 5:
+                    times[key].append(1000.0 * (time.perf_counter() - begin))
+        for trainer in trainers:
+            for output in work.glob(f"{task}-{trainer}{_suffix(label)}-*.json"):
+                result = json.loads(output.read_text())
+                result["latency_ms"] = {
+                    str(steps): {
+                        "p50": float(np.percentile(times[trainer, steps], 50)),
+                        "p90": float(np.percentile(times[trainer, steps], 90)),
+                    }
+                    for steps in STEPS
+                    if (trainer, steps) in times
+                }
+                output.write_text(json.dumps(result))
+        print(
+            f"  {task}: "
+            + ", ".join(f"{LABELS[t]}@{s} {np.percentile(v, 50):.2f} ms" for (t, s), v in times.items() if s in (1, 10))
+        )
+
+
+def metaworld_expert(task: str, episodes: int, seed: int = 0) -> dict[str, float]:
+    """MetaWorld's scripted expert under the policies' protocol: the same env section, episodes, seeds and
+    step limit, rolled out by the engine's :func:`vfp.envs.rollout`; each episode draws a route by the
+    demonstrations' weights and the demonstrations' action noise (0.1) is added, as when they were recorded."""
+    import numpy as np
+
+    from vfp.config import load_experiment
+    from vfp.envs import build_env, rollout
+    from vfp_il_components.envs.metaworld_demos import MetaWorldDemos, RouteExpert
+    from vfp_il_components.envs.metaworld_env import ROUTES
+
+    config = load_experiment(f"metaworld/naive_flow_matching_policy/{task}").config
+    section = config.evaluation.env
+    assert section is not None
+    source = MetaWorldDemos(task)
+    env = build_env(
+        section, num_envs=episodes, seed=config.evaluation.seed, max_episode_steps=config.evaluation.max_episode_steps
+    )
+
+    class Expert:
+        def __init__(self) -> None:
+            self.rng = np.random.default_rng(seed)
+            self.experts: list[RouteExpert | None] = [None] * env.num_envs
+
+        def reset(self) -> None:
+            self.experts = [None] * env.num_envs
+
+        def act(self, observation: Any) -> Any:
+            actions = []
+            for index, sub in enumerate(env.envs):
+                raw = sub.last_raw_obs
+                if self.experts[index] is None:
+                    route = int(self.rng.choice(len(source.weights), p=source.weights))
+                    self.experts[index] = RouteExpert(task, ROUTES[task].waypoints(sub.sim, raw)[route])
+                action = self.experts[index](raw)
+                action[:3] += self.rng.normal(0.0, source.noise, 3).astype(np.float32)
+                actions.append(np.clip(action, -1.0, 1.0))
+            return np.stack(actions)
+
+    try:
+        result = rollout(
+            Expert(),
+            env,
+            episodes=episodes,
+            seed=config.evaluation.seed,
+            max_episode_steps=config.evaluation.max_episode_steps,
+        )
+    finally:
+        env.close()
+    return result.metrics()
 
 
 def _worker_main(args: argparse.Namespace) -> None:
@@ -164,19 +391,34 @@ def run_all(
     work: Path,
     extra: list[str] | None = None,
     label: str = "",
+    report_only: bool = False,
 ) -> dict[tuple[str, str, int], dict[str, Any]]:
+    """Every (task, trainer, seed) run's results; ``report_only``: only the finished runs of ``work``."""
+    if report_only:
+        found = {}
+        for task in tasks:
+            for trainer in trainers:
+                for seed in range(seeds):
+                    output = work / f"{task}-{trainer}{_suffix(label)}-{seed}.json"
+                    if output.exists():
+                        found[task, trainer, seed] = {**json.loads(output.read_text()), "reused": True}
+        return found
     # generate each task's data once, before the parallel runs share the file
     from vfp._plugins import get_host
     from vfp.config import load_experiment
     from vfp.engine.building import build_data_module
 
     for task in tasks:
-        overrides = [
-            f"data.path={work / f'{task}.hdf5'}",
-            f"data.generate.task={task}",
-            f"data.generate.episodes={TASK_EPISODES[task]}",
-        ]
-        build_data_module(load_experiment(f"{trainers[0]}/exp1", overrides).config, get_host().registry).setup()
+        if task in MW_TASKS:
+            name, overrides = f"metaworld/{trainers[0]}/{task}", [f"data.path={work / f'metaworld_{task}.hdf5'}"]
+        else:
+            name = f"{trainers[0]}/exp1"
+            overrides = [
+                f"data.path={work / f'{task}.hdf5'}",
+                f"data.generate.task={task}",
+                f"data.generate.episodes={TASK_EPISODES[task]}",
+            ]
+        build_data_module(load_experiment(name, overrides).config, get_host().registry).setup()
 
     def one(job: tuple[str, str, int]) -> tuple[tuple[str, str, int], dict[str, Any]]:
         task, trainer, seed = job
@@ -199,7 +441,8 @@ def run_all(
         print(f"  {task:17s} {LABELS[trainer]:18s} seed {seed}  {time.perf_counter() - started:6.0f} s", flush=True)
         return job, json.loads(output.read_text())
 
-    jobs_list = [(task, trainer, seed) for task in tasks for seed in range(seeds) for trainer in trainers]
+    # seed by seed, so that an interrupted invocation leaves whole seeds (and --work reuses what finished)
+    jobs_list = [(task, trainer, seed) for seed in range(seeds) for task in tasks for trainer in trainers]
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         return dict(pool.map(one, jobs_list))
 
@@ -366,6 +609,215 @@ def write_report(
     return text
 
 
+# -- MetaWorld report ----------------------------------------------------------------------------------
+MW_METRICS = ("success_rate", "mode_entropy", "off_manifold_rate", "mean_episode_length")
+
+
+def diffusion_runs(task: str) -> list[dict[str, Any]]:
+    """LeRobot diffusion policy runs on ``task`` from ``docs/data/lerobot_diffusion.json`` (none when absent)."""
+    if not DIFFUSION_JSON.exists():
+        return []
+    return [run for run in json.loads(DIFFUSION_JSON.read_text()).get("runs", []) if run.get("task") == task]
+
+
+def _latency(results: dict[tuple[str, str, int], dict[str, Any]], task: str, trainer: str, steps: int) -> list[float]:
+    return [
+        float(r["latency_ms"][str(steps)]["p50"])
+        for (t, name, _), r in results.items()
+        if t == task and name == trainer and str(steps) in r.get("latency_ms", {})
+    ]
+
+
+def _std(values: list[float]) -> float:
+    return statistics.pstdev(values) if len(values) > 1 else 0.0
+
+
+def metaworld_targets(
+    results: dict[tuple[str, str, int], dict[str, Any]], tasks: list[str], trainers: list[str]
+) -> list[str]:
+    """Issue 12's and 16's targets on each MetaWorld task, with the measured numbers."""
+    vfp = "variational_flow_matching_policy"
+    lines = ["| task | target | measured | met |", "|---|---|---|---|"]
+    for task in tasks:
+        v1 = _values(results, task, vfp, 1, "success_rate")
+        if not v1:
+            continue
+        diffusion = diffusion_runs(task)
+        if diffusion:
+            d = [float(run["metrics"]["success_rate"]) for run in diffusion]
+            d_ms = _mean([float(run["latency_ms"]["p50"]) for run in diffusion])
+            v_ms = _mean(_latency(results, task, vfp, 1))
+            met = _mean(v1) >= _mean(d)
+            lines.append(
+                f"| {task} | VFP at 1 step ≥ LeRobot diffusion ({diffusion[0].get('inference_steps', '?')} steps) "
+                f"in success | {_mean(v1):.2f} ± {_std(v1):.2f} vs {_mean(d):.2f} ± {_std(d):.2f} | "
+                f"{'yes' if met else 'no'} |"
+            )
+            ratio = d_ms / v_ms if v_ms > 0 else float("nan")
+            lines.append(
+                f"| {task} | ... at 10x less inference time (p50 per chunk) | {v_ms:.2f} ms vs {d_ms:.1f} ms "
+                f"(÷{ratio:.0f}) | {'yes' if ratio >= 10 else 'no'} |"
+            )
+        best_name, best = "", [0.0]
+        for trainer in trainers:
+            values = _values(results, task, trainer, 10, "success_rate")
+            if values and _mean(values) > _mean(best):
+                best_name, best = trainer, values
+        met = _mean(v1) + _std(v1) >= _mean(best) - _std(best)
+        lines.append(
+            f"| {task} | VFP at 1 step ≥ the best trainer at 10 steps ({LABELS.get(best_name, best_name)}), "
+            f"within one std | {_mean(v1):.2f} ± {_std(v1):.2f} vs {_mean(best):.2f} ± {_std(best):.2f} | "
+            f"{'yes' if met else 'no'} |"
+        )
+        demo = _mean([float(r["metrics"]["1"]["demo_mode_entropy"]) for (t, _, _), r in results.items() if t == task])
+        e1 = _mean(_values(results, task, vfp, 1, "mode_entropy"))
+        gap = abs(e1 - demo) / demo if demo > 0 else float("nan")
+        lines.append(
+            f"| {task} | VFP mode entropy at 1 step within 10% of the demos' ({demo:.2f}) | {e1:.2f} "
+            f"({100 * gap:.0f}% off) | {'yes' if gap <= 0.1 else 'no'} |"
+        )
+    return lines if len(lines) > 2 else []
+
+
+def write_metaworld_report(
+    results: dict[tuple[str, str, int], dict[str, Any]],
+    tasks: list[str],
+    trainers: list[str],
+    seeds: int,
+    max_steps: int | None,
+    episodes: int,
+    seconds: float,
+    path: Path,
+) -> str:
+    lines = [
+        "# Policy quality on MetaWorld",
+        "",
+        "Written by `benchmarks/policy_quality.py --suite metaworld`. Each cell: mean ± std over "
+        f"the seeds (up to {seeds}; each task lists them per trainer) of the engine's closed-loop metrics on "
+        f"{episodes} episodes (evaluation seed 0: the same "
+        "scenes for every policy, none of them demonstrated; at most 300 steps; 8 of 16 actions per query); columns "
+        "are integration steps (network evaluations for Euler). Every trainer uses its packaged "
+        "`metaworld/<trainer>/<task>` config "
+        f"({'3,000 training steps, batch 256' if max_steps is None else f'{max_steps} training steps'}), trained "
+        "on the same 100 demonstrations of MetaWorld's scripted expert on two routes (docs/metaworld.md). "
+        "Baseline: naive flow matching, and LeRobot's diffusion policy where docs/data/lerobot_diffusion.json "
+        f"has it (docs/baselines.md). Wall time of the invocation that wrote this file {seconds / 60:.1f} min"
+        f"{_reused_note(results)}.",
+        "",
+    ]
+    experts = {task: metaworld_expert(task, episodes) for task in tasks}
+    for task in tasks:
+        expert = experts[task]
+        lines += [f"## {task}", ""]
+        lines += [
+            f"Scripted expert under the same protocol: success {expert['success_rate']:.2f}, mode entropy "
+            f"{expert.get('mode_entropy', float('nan')):.2f}, off-manifold {expert.get('off_manifold_rate', 0.0):.2f}, "
+            f"mean length {expert['mean_episode_length']:.0f}.",
+            "",
+        ]
+        runs = [
+            f"{LABELS[trainer]} "
+            + ", ".join(str(n) for (t, name, n) in sorted(results) if t == task and name == trainer)
+            for trainer in trainers
+        ]
+        lines += [f"Seeds: {'; '.join(runs)}.", ""]
+        for metric in MW_METRICS:
+            lines += _table(results, task, trainers, metric, f"**{metric}**")
+        lines += ["**latency of one chunk** (ms, p50 at batch 1, one CPU thread, `Policy.predict_chunk`)", ""]
+        lines += ["| trainer | " + " | ".join(f"{s} step{'s' if s > 1 else ''}" for s in STEPS) + " |"]
+        lines.append("|---|" + "---|" * len(STEPS))
+        for trainer in trainers:
+            lines.append(
+                f"| {LABELS[trainer]} | " + " | ".join(_cell(_latency(results, task, trainer, s)) for s in STEPS) + " |"
+            )
+        lines.append("")
+        lines += [
+            "**side by side**",
+            "",
+            "| policy | inference steps | success_rate | mode_entropy | off_manifold_rate | chunk latency p50 (ms) "
+            "| training wall time (s) |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for trainer in trainers:
+            train_s = [float(r["train_seconds"]) for (t, n, _), r in results.items() if t == task and n == trainer]
+            for steps in (1, 10):
+                lines.append(
+                    f"| {LABELS[trainer]} | {steps} | "
+                    f"{_cell(_values(results, task, trainer, steps, 'success_rate'))} | "
+                    f"{_cell(_values(results, task, trainer, steps, 'mode_entropy'))} | "
+                    f"{_cell(_values(results, task, trainer, steps, 'off_manifold_rate'))} | "
+                    f"{_cell(_latency(results, task, trainer, steps))} | {_cell(train_s, 0)} |"
+                )
+        diffusion = diffusion_runs(task)
+        if diffusion:
+
+            def column(key: str, runs: list[dict[str, Any]] = diffusion) -> str:
+                return _cell([float(run["metrics"][key]) for run in runs if key in run["metrics"]])
+
+            lines.append(
+                f"| LeRobot diffusion ({len(diffusion)} seed(s)) | {diffusion[0].get('inference_steps', '?')} | "
+                f"{column('success_rate')} | {column('mode_entropy')} | {column('off_manifold_rate')} | "
+                f"{_cell([float(run['latency_ms']['p50']) for run in diffusion], 1)} | "
+                f"{_cell([float(run['train_seconds']) for run in diffusion], 0)} |"
+            )
+        lines.append(
+            f"| scripted expert | – | {expert['success_rate']:.2f} | {expert.get('mode_entropy', float('nan')):.2f} | "
+            f"{expert.get('off_manifold_rate', 0.0):.2f} | – | – |"
+        )
+        lines += ["", f"![success and latency on {task}](figures/metaworld_{task}.png)", ""]
+    lines += [
+        "Training wall time includes the run's final 50-episode evaluation (one CPU thread per run, two runs at a "
+        "time on a 2-core machine).",
+        "",
+    ]
+    checks = metaworld_targets(results, tasks, trainers)
+    if checks:
+        lines += ["## Targets", "", *checks, ""]
+    text = "\n".join(lines)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text + "\n")
+    return text
+
+
+def plot_metaworld(
+    results: dict[tuple[str, str, int], dict[str, Any]], tasks: list[str], trainers: list[str], folder: Path
+) -> None:
+    """Per task: success against integration steps, and success against chunk latency (diffusion included)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for task in tasks:
+        figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+        for trainer in trainers:
+            means = [_mean(_values(results, task, trainer, s, "success_rate")) for s in STEPS]
+            stds = [_std(_values(results, task, trainer, s, "success_rate")) for s in STEPS]
+            lat = [_mean(_latency(results, task, trainer, s)) for s in STEPS]
+            left.errorbar(STEPS, means, yerr=stds, marker="o", capsize=3, label=LABELS[trainer])
+            right.plot(lat, means, marker="o", label=LABELS[trainer])
+        diffusion = diffusion_runs(task)
+        if diffusion:
+            success = _mean([float(run["metrics"]["success_rate"]) for run in diffusion])
+            latency = _mean([float(run["latency_ms"]["p50"]) for run in diffusion])
+            steps = int(diffusion[0].get("inference_steps", 100))
+            left.scatter([steps], [success], marker="*", s=120, color="black", label="LeRobot diffusion", zorder=3)
+            right.scatter([latency], [success], marker="*", s=120, color="black", label="LeRobot diffusion", zorder=3)
+        for ax in (left, right):
+            ax.set_xscale("log")
+            ax.set_ylim(-0.02, 1.02)
+            ax.set_ylabel("success rate")
+            ax.grid(alpha=0.3)
+        left.set_xlabel("integration steps")
+        right.set_xlabel("chunk latency, p50 (ms, batch 1, 1 CPU thread)")
+        left.legend(fontsize=7)
+        figure.suptitle(f"MetaWorld {task}: mean ± std over seeds", fontsize=10)
+        figure.tight_layout()
+        figure.savefig(folder / f"metaworld_{task}.png", dpi=110)
+        plt.close(figure)
+
+
 def plot(
     results: dict[tuple[str, str, int], dict[str, Any]], tasks: list[str], trainers: list[str], folder: Path
 ) -> None:
@@ -406,14 +858,24 @@ def plot(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
+    parser.add_argument(
+        "--suite", choices=("synthetic", "metaworld"), default="synthetic", help="Task family (default synthetic)."
+    )
+    parser.add_argument("--tasks", nargs="+", default=None, choices=TASKS + MW_TASKS)
     parser.add_argument("--trainers", nargs="+", default=None, choices=TRAINERS)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--max-steps", type=int, default=None, help="Training steps (default: each exp1's own).")
-    parser.add_argument("--episodes", type=int, default=100, help="Closed-loop evaluation episodes.")
+    parser.add_argument(
+        "--episodes", type=int, default=None, help="Closed-loop evaluation episodes (default 100; MetaWorld 50)."
+    )
     parser.add_argument("--jobs", type=int, default=2, help="Training runs in parallel (one CPU thread each).")
     parser.add_argument("--quick", action="store_true", help="avoid_obstacle, 1 seed, 1000 training steps.")
-    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "results.md")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="Report (default docs/results.md; MetaWorld docs/results_metaworld.md).",
+    )
     parser.add_argument("--figures", type=Path, default=ROOT / "docs" / "figures")
     parser.add_argument("--work", type=Path, default=None, help="Folder for data and runs (default: a temp dir).")
     parser.add_argument(
@@ -423,6 +885,17 @@ def main() -> None:
         help="Config override applied to every trained config (repeatable), e.g. trainer.flow.prediction=endpoint.",
     )
     parser.add_argument("--label", default="", help="Name of the variant, appended to the trainer names.")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="Write the report from the finished runs of --work (up to --seeds seeds each), training nothing.",
+    )
+    parser.add_argument(
+        "--latency",
+        action="store_true",
+        help="MetaWorld: re-time every trainer's chunk latency in turns on the finished runs of --work (on a quiet "
+        "machine) before writing the report.",
+    )
     # worker mode (internal)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--task", help=argparse.SUPPRESS)
@@ -432,6 +905,12 @@ def main() -> None:
     if args.worker:
         _worker_main(args)
         return
+    metaworld = args.suite == "metaworld"
+    args.tasks = args.tasks or list(MW_TASKS if metaworld else TASKS)
+    args.episodes = args.episodes or (50 if metaworld else 100)
+    args.output = args.output or ROOT / "docs" / ("results_metaworld.md" if metaworld else "results.md")
+    if any((task in MW_TASKS) != metaworld for task in args.tasks):
+        parser.error(f"--tasks of the {args.suite} suite: {', '.join(MW_TASKS if metaworld else TASKS)}")
     if args.quick:
         args.tasks, args.seeds, args.max_steps = ["avoid_obstacle"], 1, args.max_steps or 1000
     trainers = args.trainers or available_trainers()
@@ -440,15 +919,18 @@ def main() -> None:
         work = args.work or Path(temporary)
         work.mkdir(parents=True, exist_ok=True)
         print(f"training {len(trainers)} trainers x {len(args.tasks)} tasks x {args.seeds} seeds in {work}")
-        results = run_all(
-            args.tasks, trainers, args.seeds, args.max_steps, args.episodes, args.jobs, work, args.override, args.label
-        )
+        common = (args.tasks, trainers, args.seeds, args.max_steps, args.episodes, args.jobs, work, args.override)
+        results = run_all(*common, args.label, args.report_only)
+        if metaworld and args.latency:
+            remeasure_latency(work, args.tasks, trainers, args.label)
+            results = run_all(*common, args.label, report_only=True)
     if args.label:
         for trainer in trainers:
             LABELS[trainer] = f"{LABELS[trainer]} [{args.label}]"
     seconds = time.perf_counter() - started
-    text = write_report(results, args.tasks, trainers, args.seeds, args.max_steps, args.episodes, seconds, args.output)
-    plot(results, args.tasks, trainers, args.figures)
+    report = write_metaworld_report if metaworld else write_report
+    text = report(results, args.tasks, trainers, args.seeds, args.max_steps, args.episodes, seconds, args.output)
+    (plot_metaworld if metaworld else plot)(results, args.tasks, trainers, args.figures)
     print(text)
 
 

@@ -29,7 +29,7 @@ def train_tiny(name: str, run_dir: Path, data_dir: Path, *extra: str) -> Path:
         "data.generate.episodes=12",
         "data.batch_size=32",
         "logging.callbacks=[{type: jsonl}]",
-        "trainer.evaluation.episodes=2",
+        "evaluation.episodes=2",  # the engine's final rollout in the task: two episodes
         *extra,
     ]
     config = load_experiment(name, overrides).config

@@ -177,6 +177,7 @@ def image_policy(tmp_path_factory: pytest.TempPathFactory, policy_data: Path) ->
         tmp_path_factory.mktemp("images") / "run",
         policy_data,
         "data.generate.image_size=32",
+        "evaluation.env.image_size=32",  # the env renders what the policy sees
     )
     return load_policy(run, device="cpu")
 

@@ -7,6 +7,7 @@ averages the modes outputs values near 0.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -117,3 +118,22 @@ def observations(size: int, value: float | None = None, seed: int = 1) -> Batch:
     if value is not None:
         batch[STATE] = torch.full_like(batch[STATE], value)
     return {key: tensor for key, tensor in batch.items() if key.startswith("observation.")}
+
+
+def save_as_run(trainer: Any, run_dir: Path, step: int = 1) -> Path:
+    """Write ``trainer``'s weights, config and data description as a run's checkpoint (what ``vfp train`` saves
+    and ``vfp.load_policy`` reads); returns the run directory."""
+    from vfp.engine.checkpoint import save_checkpoint
+    from vfp.engine.session import data_info_record
+    from vfp.engine.state import CheckpointPayload
+
+    context = trainer.context
+    payload = CheckpointPayload(
+        step=step,
+        config=context.config.model_dump(mode="json"),
+        models={name: module.state_dict() for name, module in context.models.items()},
+        normalization=dict(context.normalization_stats),
+        data_info=data_info_record(context.info),
+    )
+    save_checkpoint(run_dir / "checkpoints", step, payload, keep_last=1)
+    return run_dir

@@ -16,7 +16,7 @@ FAST = [
     "training.max_steps=3",
     "optimizers.default.warmup_steps=1",
     "data.generate.episodes=12",
-    "trainer.evaluation.episodes=4",
+    "evaluation.episodes=4",  # the engine's final rollout in avoid_obstacle
 ]
 
 

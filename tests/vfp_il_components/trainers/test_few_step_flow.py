@@ -18,18 +18,20 @@ from vfp_il_components.flow import (
     STEP_FEATURES,
     flow_regression,
     integrate,
+    mean_flow_regression,
     one_step,
     sample_flow,
     step_features,
     straight_path,
 )
-from vfp_il_components.settings import FlowSettings, ShortcutSettings
+from vfp_il_components.settings import FlowSettings, MeanFlowSettings, ShortcutSettings
 
 OPTIONS: dict[str, dict[str, Any]] = {
     "velocity": {},
     "endpoint": {"prediction": "endpoint"},
     "endpoint_heun": {"prediction": "endpoint", "integrator": "heun"},
     "shortcut": {"shortcut": {"levels": 3}},
+    "mean_flow": {"mean_flow": {"fraction": 0.5}},
 }
 
 
@@ -49,6 +51,10 @@ def test_defaults_are_plain_velocity_flow_matching() -> None:
         ({"shortcut": {"levels": 3}, "integrator": "heun"}, "integrator: euler"),
         ({"shortcut": {}, "prediction": "endpoint"}, "prediction: velocity"),
         ({"shortcut": {"level": 3}}, "level"),
+        ({"mean_flow": {"fraction": 0.0}}, "fraction"),
+        ({"mean_flow": {}, "shortcut": {}}, "choose one"),
+        ({"mean_flow": {}, "integrator": "heun"}, "integrator: euler"),
+        ({"mean_flow": {}, "prediction": "endpoint"}, "prediction: velocity"),
     ],
 )
 def test_invalid_few_step_settings_are_config_errors(flow: dict[str, Any], message: str) -> None:
@@ -123,6 +129,57 @@ def test_shortcut_targets_are_two_chained_half_steps_on_the_step_grid() -> None:
     assert torch.equal(predicted, -x_t)
 
 
+def test_mean_flow_target_is_the_velocity_plus_d_times_the_total_time_derivative() -> None:
+    """With u(x, t, d) = t x + d^2, du/dt along the flow (end fixed) is t v + x - 2 d: the target is
+    v + d (t v + x - 2 d) on the rows with d > 0, whose (t, t + d) are the smaller and larger of two times."""
+    torch.manual_seed(0)
+    settings = FlowSettings(mean_flow=MeanFlowSettings(fraction=0.5, adaptive_weight=0.0))
+    calls: list[tuple[torch.Tensor, torch.Tensor, slice]] = []
+
+    def net(x: torch.Tensor, time: torch.Tensor, d: torch.Tensor | None, rows: slice) -> torch.Tensor:
+        assert d is not None
+        calls.append((time, d, rows))
+        return time[:, None, None] * x + d[:, None, None] ** 2
+
+    actions, x0, t = torch.randn(8, 3, 2), torch.randn(8, 3, 2), torch.rand(8)
+    predicted, target = flow_regression(settings, net, actions, x0, t.clone())
+    (t_head, d_head, rows_head), (t_tail, d_tail, rows_tail) = calls
+    assert (rows_head, rows_tail) == (slice(0, 4), slice(4, None))
+    assert (d_head > 0).all()
+    assert torch.equal(d_tail, torch.zeros(4))
+    assert torch.equal(t_tail, t[4:])
+    assert (t_head <= t[:4]).all()
+    assert ((t_head == t[:4]) | (t_head + d_head - t[:4]).abs().lt(1e-6)).all()  # t is one end of the step
+    times, steps = torch.cat([t_head, t_tail]).detach(), torch.cat([d_head, d_tail]).detach()
+    x_t, v = straight_path(x0, actions, times)
+    col = times[:, None, None]
+    step = steps[:, None, None]
+    assert torch.allclose(predicted, col * x_t + step**2)
+    assert torch.allclose(target, v + step * (col * v + x_t - 2 * step), atol=1e-6)
+    assert not target.requires_grad
+
+
+def test_mean_flow_adaptive_weight_scales_the_residual() -> None:
+    weights = torch.nn.Parameter(torch.tensor(2.0))
+
+    def net(x: torch.Tensor, time: torch.Tensor, d: torch.Tensor | None, rows: slice) -> torch.Tensor:
+        return weights * x
+
+    actions, x0, t = torch.randn(6, 3, 2), torch.randn(6, 3, 2), torch.rand(6)
+    plain = FlowSettings(mean_flow=MeanFlowSettings(fraction=1.0, adaptive_weight=0.0))
+    weighted = FlowSettings(mean_flow=MeanFlowSettings(fraction=1.0, adaptive_weight=1.0))
+    torch.manual_seed(1)
+    u, target = mean_flow_regression(plain, net, actions, x0, t)
+    torch.manual_seed(1)
+    scaled, same_target = mean_flow_regression(weighted, net, actions, x0, t)
+    assert torch.allclose(target, same_target)
+    squared = (u - target).detach().flatten(1).square().sum(-1)
+    expected = target + (u - target) / (squared + 1e-3).sqrt()[:, None, None]
+    assert torch.allclose(scaled, expected, atol=1e-6)
+    scaled.sum().backward()
+    assert weights.grad is not None
+
+
 def test_endpoint_sampler_lands_on_a_perfect_endpoint_in_any_number_of_steps() -> None:
     chunk, x0 = torch.randn(5, 3, 2), torch.randn(5, 3, 2)
 
@@ -145,11 +202,12 @@ def test_shortcut_sampler_passes_the_step_size_and_velocity_sampler_is_integrate
             seen.append(float(d[0]))
         return torch.ones_like(x) * (1 + time[:, None, None])
 
-    shortcut = FlowSettings(shortcut=ShortcutSettings(levels=3))
-    assert torch.allclose(sample_flow(shortcut, net, x0, 4), x0 + 1 + (0 + 0.25 + 0.5 + 0.75) / 4)
-    assert seen == [0.25] * 4
-    assert torch.allclose(one_step(shortcut, net, x0), x0 + 1)
-    assert seen[-1] == 1.0
+    for shortcut in (FlowSettings(shortcut=ShortcutSettings(levels=3)), FlowSettings(mean_flow=MeanFlowSettings())):
+        seen.clear()
+        assert torch.allclose(sample_flow(shortcut, net, x0, 4), x0 + 1 + (0 + 0.25 + 0.5 + 0.75) / 4)
+        assert seen == [0.25] * 4
+        assert torch.allclose(one_step(shortcut, net, x0), x0 + 1)
+        assert seen[-1] == 1.0
     for integrator in ("euler", "heun"):
         settings = FlowSettings(integrator=integrator)
         expected = integrate(lambda x, t: net(x, t, None, ALL_ROWS), x0, 3, integrator)

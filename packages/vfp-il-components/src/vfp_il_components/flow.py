@@ -23,36 +23,56 @@ they reduce exactly to the velocity recipe above. A shortcut network takes the s
     predicted, target = flow_regression(settings, net, actions)
     loss = flow_loss(predicted, target, batch.get("action_is_pad"))
     chunk = sample_flow(settings, net, x0, steps)
+
+Reflow distillation (``flow.distill``): a :class:`ReflowTeacher` (a trained policy, loaded at the first
+training batch) replaces the batch's ``(noise, chunk)`` pair by ``(x0, teacher(x0 | o))``; a trainer takes
+its training pair from :func:`training_pair` and passes ``x0`` on::
+
+    x0, actions, is_pad = training_pair(batch, settings, teacher)
+    predicted, target = flow_regression(settings, net, actions, x0)
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
 from vfp.protocols import Batch
-from vfp_il_components.settings import FlowSettings
+from vfp_il_components.settings import DistillSettings, FlowSettings, MeanFlowSettings
+
+if TYPE_CHECKING:
+    from vfp.engine import TrainerContext
 
 __all__ = [
     "ACTION_KEY",
     "ALL_ROWS",
     "OBSERVATION_PREFIX",
     "STEP_FEATURES",
+    "DistillSettings",
     "FlowNet",
     "FlowSettings",
+    "MeanFlowSettings",
+    "ReflowTeacher",
+    "TeacherError",
     "VelocityFn",
     "flow_regression",
     "integrate",
     "masked_mse",
+    "mean_flow_regression",
     "observation_of",
     "one_step",
+    "reflow_teacher",
     "sample_flow",
     "sample_noise",
     "sample_times",
     "step_features",
     "step_input_dim",
     "straight_path",
+    "takes_step_size",
+    "training_pair",
 ]
 
 ACTION_KEY = "action"
@@ -75,6 +95,9 @@ ALL_ROWS = slice(None)
 
 STEP_FEATURES = 8
 """Size of :func:`step_features` (the extra condition inputs of a shortcut network)."""
+
+_ADAPTIVE_C = 1e-3
+"""The constant c of the mean flow's adaptive loss weight 1 / (||delta||^2 + c)^p (the paper's)."""
 
 _ENDPOINT_MIN_GAP = 1e-3
 """Smallest ``1 - t`` the endpoint sampler divides by (only reached by a Heun corrector at t = 1, which is skipped)."""
@@ -149,9 +172,15 @@ def masked_mse(predicted: torch.Tensor, target: torch.Tensor, is_pad: torch.Tens
     return (error * valid).sum(dim=-1) / valid.sum(dim=-1).clamp_min(1.0)
 
 
+def takes_step_size(settings: FlowSettings) -> bool:
+    """Whether the network also sees the step size ``d`` (``flow.shortcut`` or ``flow.mean_flow``)."""
+    return settings.shortcut is not None or settings.mean_flow is not None
+
+
 def step_input_dim(settings: FlowSettings) -> int:
-    """Extra condition inputs the flow network needs for the step size: :data:`STEP_FEATURES` with a shortcut."""
-    return STEP_FEATURES if settings.shortcut is not None else 0
+    """Extra condition inputs the flow network needs for the step size: :data:`STEP_FEATURES` with a shortcut or
+    a mean flow."""
+    return STEP_FEATURES if takes_step_size(settings) else 0
 
 
 def step_features(d: torch.Tensor) -> torch.Tensor:
@@ -184,6 +213,8 @@ def flow_regression(
       average velocity of two chained network steps of size ``d`` from ``x_t`` (computed without gradient;
       ``t`` a multiple of ``d``); the other rows regress ``net(x_t, t, 2^-levels)`` onto ``A - x0``.
 
+    - ``mean_flow``: see :func:`mean_flow_regression`.
+
     ``x0`` and ``t`` (B,) default to draws from ``settings`` (the noise first, then the times).
     """
     batch = actions.shape[0]
@@ -191,6 +222,8 @@ def flow_regression(
         x0 = sample_noise(tuple(actions.shape), actions.device, settings.noise_std)
     if t is None:
         t = sample_times(settings, batch, actions.device)
+    if settings.mean_flow is not None:
+        return mean_flow_regression(settings, net, actions, x0, t)
     shortcut = settings.shortcut
     if shortcut is None:
         x_t, velocity_target = straight_path(x0, actions, t)
@@ -220,6 +253,49 @@ def flow_regression(
     return net(x_t, t, d, ALL_ROWS), target
 
 
+def mean_flow_regression(
+    settings: FlowSettings, net: FlowNet, actions: torch.Tensor, x0: torch.Tensor, t: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(predicted, target)`` of a mean flow (``flow.mean_flow``; Geng et al. 2025, arXiv 2505.13447).
+
+    ``u(x_t, t, d)`` is the average velocity over ``[t, t + d]``: ``d u = integral of v`` over it. Differentiating in
+    ``t`` with the end ``r = t + d`` fixed gives ``u = v + d du/dt``, where ``du/dt = v . grad_x u + du/dt - du/dd``
+    is the total derivative along the flow: one forward-mode Jacobian-vector product (``torch.func.jvp``) with
+    the tangent ``(v, 1, -1)`` on ``(x_t, t, d)``, ``v = A - x0`` the conditional velocity. The first
+    ``round(fraction * B)`` rows draw a second time ``r`` and use ``(min, max - min)`` as ``(t, d)``, with the
+    stop-gradient target ``v + d du/dt``; the other rows have ``d = 0`` and regress ``u`` onto ``v`` (plain flow
+    matching: the average over an empty step is the instantaneous velocity).
+    """
+    assert settings.mean_flow is not None
+    batch = actions.shape[0]
+    n_mean = min(batch, max(1, round(settings.mean_flow.fraction * batch)))
+    other = sample_times(settings, n_mean, actions.device).to(t.dtype)
+    start, end = torch.minimum(t[:n_mean], other), torch.maximum(t[:n_mean], other)
+    t = torch.cat([start, t[n_mean:]])
+    d = torch.cat([end - start, torch.zeros_like(t[n_mean:])])
+    x_t, velocity = straight_path(x0, actions, t)
+    head = slice(0, n_mean)
+
+    def average_velocity(x: torch.Tensor, time: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+        return net(x, time, step, head)
+
+    tangents = (velocity[head], torch.ones_like(t[head]), -torch.ones_like(d[head]))
+    outputs = torch.func.jvp(average_velocity, (x_t[head], t[head], d[head]), tangents)
+    u_head, du_dt = outputs[0], outputs[1]
+    target_head = (velocity[head] + _column(d[head], velocity) * du_dt).detach().to(velocity.dtype)
+    predicted, target = u_head, target_head
+    if n_mean < batch:
+        u_tail = net(x_t[n_mean:], t[n_mean:], d[n_mean:], slice(n_mean, None))
+        predicted, target = torch.cat([u_head, u_tail]), torch.cat([target_head, velocity[n_mean:]])
+    power = settings.mean_flow.adaptive_weight
+    if power > 0:
+        # the paper's adaptive loss w ||delta||^2 with w = sg(1 / (||delta||^2 + c)^p): the residual scaled by sqrt(w)
+        error = (predicted - target).detach().float().flatten(1).square().sum(-1)
+        scale = _column((error + _ADAPTIVE_C).pow(-0.5 * power), predicted)
+        predicted = target + scale * (predicted - target)
+    return predicted, target
+
+
 def _endpoint_velocity(net: FlowNet) -> VelocityFn:
     def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         gap = _column((1.0 - t).clamp_min(_ENDPOINT_MIN_GAP), x)
@@ -235,11 +311,11 @@ def sample_flow(settings: FlowSettings, net: FlowNet, x0: torch.Tensor, steps: i
     - ``endpoint``: the velocity ``(A_hat(x_t, t) - x_t) / (1 - t)``; an Euler step from ``t`` lands on
       ``x_t + dt / (1 - t) (A_hat - x_t)`` (one step: ``A_hat(x0, 0)``). Heun's corrector is skipped on the last
       step, whose end t = 1 has no defined velocity;
-    - ``shortcut``: Euler steps ``x + d * net(x, t, d)`` with ``d = 1 / steps``.
+    - ``shortcut`` and ``mean_flow``: Euler steps ``x + d * net(x, t, d)`` with ``d = 1 / steps``.
     """
     if steps < 1:
         raise ValueError(f"integration steps must be >= 1, got {steps}")
-    if settings.shortcut is not None:
+    if takes_step_size(settings):
         batch, dt = x0.shape[0], 1.0 / steps
         d = torch.full((batch,), dt, device=x0.device, dtype=x0.dtype)
         x = x0
@@ -264,10 +340,143 @@ def sample_flow(settings: FlowSettings, net: FlowNet, x0: torch.Tensor, steps: i
 
 def one_step(settings: FlowSettings, net: FlowNet, x0: torch.Tensor) -> torch.Tensor:
     """One differentiable Euler step from ``x0`` over the whole path (what a 1-step sampler returns):
-    ``x0 + v(x0, 0)``, ``A_hat(x0, 0)`` (endpoint) or ``x0 + net(x0, 0, d=1)`` (shortcut)."""
+    ``x0 + v(x0, 0)``, ``A_hat(x0, 0)`` (endpoint) or ``x0 + net(x0, 0, d=1)`` (shortcut, mean flow)."""
     batch = x0.shape[0]
     zero = torch.zeros(batch, device=x0.device, dtype=x0.dtype)
-    if settings.shortcut is not None:
+    if takes_step_size(settings):
         return x0 + net(x0, zero, torch.ones_like(zero), ALL_ROWS)
     out = net(x0, zero, None, ALL_ROWS)
     return out if settings.prediction == "endpoint" else x0 + out
+
+
+# -- reflow distillation -------------------------------------------------------------------------------
+_DISTILL_KEY = ("trainer", "flow", "distill", "teacher")
+
+
+class TeacherError(ValueError):
+    """The ``flow.distill`` teacher cannot be loaded or does not fit the run; the message starts with the file and
+    line of ``trainer.flow.distill.teacher`` and its key. ``vfp train`` prints it and exits 2 (bad input)."""
+
+    vfp_exit_code: ClassVar[int] = 2
+
+
+class ReflowTeacher:
+    """The teacher of ``flow.distill``: a trained policy that carries noise ``x0`` to chunks ``x1`` (reflow).
+
+    Liu, Gong, Liu, "Flow Straight and Fast: Learning to Generate and Transfer Data with Rectified Flow",
+    arXiv 2209.03003 (2022): a flow trained on the coupling ``(x0, x1 = teacher ODE(x0))`` instead of
+    independent pairs has straighter paths, and a straight path is integrated exactly by one Euler step.
+
+    The policy is loaded with :func:`vfp.load_policy` at the first :meth:`pairs` call (not when the trainer is
+    built, so loading or evaluating a distilled run never needs its teacher). Its sampler runs with
+    ``teacher_steps`` steps, its own latent or code drawn from its own prior, and the student's noise. The
+    observations and chunks cross between the two runs' normalizations (the teacher may have been trained
+    on other statistics of the same features). A teacher that cannot be loaded, or whose features, history
+    or horizon differ from the run's, is a :class:`TeacherError` naming ``trainer.flow.distill.teacher``.
+    """
+
+    def __init__(self, context: TrainerContext, settings: DistillSettings) -> None:
+        self.context = context
+        self.settings = settings
+        self._policy: Any = None
+
+    def _error(self, message: str) -> TeacherError:
+        origin = self.context.config.origin_of(_DISTILL_KEY)
+        where = "" if origin is None else f"{origin.file}:{origin.line}: " if origin.line else f"{origin.file}: "
+        return TeacherError(f"{where}{'.'.join(_DISTILL_KEY)}: {message}")
+
+    @property
+    def policy(self) -> Any:
+        """The teacher as a :class:`vfp.policy.Policy` (loaded on first use)."""
+        if self._policy is None:
+            from vfp import load_policy
+
+            teacher = self.settings.teacher
+            try:
+                # action_steps matters only to Policy.act, which distillation does not call
+                policy = load_policy(
+                    teacher, device=str(self.context.device), checkpoint=self.settings.checkpoint, action_steps=1
+                )
+            except (RuntimeError, OSError, ValueError) as exc:  # vfp.policy.PolicyError is a RuntimeError
+                raise self._error(f"cannot load the teacher {teacher!r}: {exc}") from None
+            self._check(policy)
+            self._policy = policy
+        return self._policy
+
+    def _check(self, policy: Any) -> None:
+        info, own = policy.info, self.context.info
+        teacher = self.settings.teacher
+        problems = []
+        if (info.horizon, info.action_dim) != (own.horizon, own.action_dim):
+            problems.append(
+                f"chunks of {info.horizon} x {info.action_dim} (horizon x action_dim), this run's are "
+                f"{own.horizon} x {own.action_dim}"
+            )
+        if info.history != own.history:
+            problems.append(f"an observation history of {info.history}, this run's is {own.history}")
+        for key, feature in info.features.items():
+            if feature.role == "action":
+                continue
+            mine = own.features.get(key)
+            if mine is None:
+                problems.append(f"observation {key!r}, which this run's data lacks")
+            elif (tuple(mine.shape), mine.role) != (tuple(feature.shape), feature.role):
+                problems.append(
+                    f"observation {key!r} of shape {tuple(feature.shape)} ({feature.role}), this run's is "
+                    f"{tuple(mine.shape)} ({mine.role})"
+                )
+        if "noise" not in inspect.signature(policy.trainer.sample_actions).parameters:
+            problems.append(f"trainer {policy.metadata.trainer!r}, whose sample_actions takes no `noise`")
+        if problems:
+            raise self._error(f"the teacher {teacher!r} does not fit this run: it has " + "; ".join(problems))
+
+    def _mode(self, key: str) -> str:
+        modes = self.context.info.normalization
+        return str(modes.get(key, "mean_std" if key in self.context.normalization_stats else "none"))
+
+    @torch.no_grad()
+    def pairs(self, batch: Batch, noise_std: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x0, x1)`` for a (normalized) training batch: ``x0 = noise_std * eps`` with ``eps ~ N(0, I)`` and
+        ``x1`` the teacher's chunk from ``eps``, in this run's normalized action space; shaped like its chunks."""
+        from vfp_il_components.data.normalization import normalize, unnormalize
+
+        policy = self.policy
+        actions = batch[ACTION_KEY]
+        stats = self.context.normalization_stats
+        raw: dict[str, torch.Tensor] = {}
+        for key, feature in policy.info.features.items():
+            if feature.role == "action":
+                continue
+            value = batch[key]
+            if feature.role == "state":
+                value = unnormalize(stats, key, value.float(), self._mode(key))
+            raw[key] = value
+        observation = policy.normalize_observation(raw)
+        for key in raw:
+            pad = batch.get(f"{key}_is_pad")
+            if pad is not None:
+                observation[f"{key}_is_pad"] = pad
+        eps = sample_noise(tuple(actions.shape), actions.device).float()
+        chunk = policy.trainer.sample_actions(observation, self.settings.teacher_steps, noise=eps)
+        chunk = normalize(stats, ACTION_KEY, policy.unnormalize_actions(chunk), self._mode(ACTION_KEY))
+        return (noise_std * eps).to(actions.dtype), chunk.to(actions.dtype)
+
+
+def training_pair(
+    batch: Batch, settings: FlowSettings, teacher: ReflowTeacher | None
+) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
+    """``(x0, chunks, padding mask)`` a flow trainer regresses on for ``batch``.
+
+    Without a teacher, or without gradients (validation losses): ``(None, batch chunks, their mask)``, the
+    noise drawn later as usual. With a ``flow.distill`` teacher while training: the reflow coupling
+    ``(x0, teacher(x0 | o), None)``; the teacher's whole chunk is its target, padded steps included.
+    """
+    if teacher is None or not torch.is_grad_enabled():
+        return None, batch[ACTION_KEY], batch.get(f"{ACTION_KEY}_is_pad")
+    x0, x1 = teacher.pairs(batch, settings.noise_std)
+    return x0, x1, None
+
+
+def reflow_teacher(context: TrainerContext, settings: FlowSettings) -> ReflowTeacher | None:
+    """The ``flow.distill`` teacher of a trainer (not loaded yet), or None without one."""
+    return None if settings.distill is None else ReflowTeacher(context, settings.distill)

@@ -23,7 +23,16 @@ from pydantic import Field, model_validator
 
 from vfp import Settings
 
-__all__ = ["ClosedLoopSettings", "FlowSettings", "Integrator", "Prediction", "ShortcutSettings", "TimeDistribution"]
+__all__ = [
+    "ClosedLoopSettings",
+    "DistillSettings",
+    "FlowSettings",
+    "Integrator",
+    "MeanFlowSettings",
+    "Prediction",
+    "ShortcutSettings",
+    "TimeDistribution",
+]
 
 TimeDistribution = Literal["uniform", "beta", "logit_normal"]
 """How training times are drawn (see :attr:`FlowSettings.time_distribution`)."""
@@ -57,6 +66,55 @@ class ShortcutSettings(Settings):
     )
 
 
+class MeanFlowSettings(Settings):
+    """Mean flow (Geng, Deng, Bai, Kolter, He 2025, arXiv 2505.13447): the network predicts the average velocity.
+
+    ``u(x_t, t, d)`` is the average velocity over ``[t, t + d]`` (the step size ``d`` is fed as with a
+    shortcut model), trained through the identity ``u = v + d du/dt`` (total derivative along the flow,
+    ``t + d`` fixed), computed with a Jacobian-vector product (``torch.func.jvp``) and used as a
+    stop-gradient target. A share ``fraction`` of each batch has ``d > 0`` (the smaller and the larger of two
+    times); the rest ``d = 0``, plain flow matching. Sampling takes Euler steps ``x + d u(x, t, d)``.
+    """
+
+    fraction: float = Field(
+        0.25,
+        gt=0.0,
+        le=1.0,
+        description="Share of each batch trained with a step d > 0 through the JVP target (paper: 0.25); the rest "
+        "is plain flow matching (d = 0).",
+    )
+    adaptive_weight: float = Field(
+        1.0,
+        ge=0.0,
+        le=2.0,
+        description="Power p of the adaptive loss weight sg(1 / (||u - u_tgt||^2 + 1e-3)^p) per chunk (paper: 1, "
+        "which keeps the JVP target's outliers from taking over; 0: plain squared error).",
+    )
+
+
+class DistillSettings(Settings):
+    """Rectified-flow reflow (Liu, Gong, Liu 2022, arXiv 2209.03003): distill a trained policy into a few-step student.
+
+    The teacher (a run directory, a checkpoint file or an exported policy, loaded with ``vfp.load_policy``)
+    maps the noise ``x0`` of each training row to a chunk ``x1`` with its own sampler in ``teacher_steps``
+    steps (its own latent or code drawn from its prior); the student regresses the straight path between
+    ``x0`` and ``x1`` instead of between independent noise and demonstrations, so its paths are straight and
+    one step follows them. The teacher is loaded at the first training batch and used only there:
+    validation losses, evaluation and loading the student never need it. Initialize the student from the
+    teacher with ``model.<name>.init_from: TEACHER_RUN``.
+    """
+
+    teacher: str = Field(
+        min_length=1,
+        description="The teacher: a run directory, a checkpoint file or an exported policy folder (a relative "
+        "path is taken from the working directory). Its features and horizon must be this run's.",
+    )
+    checkpoint: str = Field(
+        "latest", pattern=r"^(latest|best|[0-9]+)$", description="The teacher run's checkpoint: latest, best or a step."
+    )
+    teacher_steps: int = Field(10, ge=1, le=10_000, description="Integration steps of the teacher's sampler.")
+
+
 class FlowSettings(Settings):
     """Conditional flow matching on action chunks: x_t = (1 - t) x0 + t A, target velocity A - x0."""
 
@@ -85,6 +143,17 @@ class FlowSettings(Settings):
         description="Train a step-size-aware shortcut model (the network also takes the step size; "
         "self-consistency target) so that few (even 1) steps integrate the whole path. null: plain flow matching.",
     )
+    mean_flow: MeanFlowSettings | None = Field(
+        None,
+        description="Train a mean-flow model (the network predicts the average velocity over a step, target "
+        "from a Jacobian-vector product) so that one network call integrates the whole path. null: plain flow "
+        "matching.",
+    )
+    distill: DistillSettings | None = Field(
+        None,
+        description="Reflow distillation: train on (noise, teacher chunk from that noise) pairs of a trained "
+        "teacher policy instead of (noise, demonstration) pairs, so that one step suffices. null: no teacher.",
+    )
 
     @model_validator(mode="after")
     def _check_few_step(self) -> FlowSettings:
@@ -92,6 +161,13 @@ class FlowSettings(Settings):
             raise ValueError("flow.shortcut takes steps of the trained sizes: use integrator: euler")
         if self.shortcut is not None and self.prediction != "velocity":
             raise ValueError("flow.shortcut predicts the average velocity of a step: use prediction: velocity")
+        if self.mean_flow is not None:
+            if self.shortcut is not None:
+                raise ValueError("flow.mean_flow and flow.shortcut are two models of the step: choose one")
+            if self.integrator != "euler":
+                raise ValueError("flow.mean_flow takes steps of the predicted average velocity: use integrator: euler")
+            if self.prediction != "velocity":
+                raise ValueError("flow.mean_flow predicts the average velocity of a step: use prediction: velocity")
         return self
 
 

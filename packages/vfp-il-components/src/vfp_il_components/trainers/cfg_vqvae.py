@@ -8,7 +8,10 @@ schedule, so the same decoder also learns the unconditional velocity v(x_t, t, o
 code from the prior and integrates the guided velocity ``v_u + w (v_c - v_u)``, the conditional and the
 unconditional passes evaluated together in one batched forward. With ``flow.prediction: endpoint`` the
 decoder outputs the chunk (guidance then mixes the two predicted chunks, which is the same as mixing the
-derived velocities); with ``flow.shortcut`` it also sees the step size, appended to its condition.
+derived velocities); with ``flow.shortcut`` it also sees the step size, appended to its condition. With
+``flow.distill`` (reflow) the teacher's chunk stands for the demonstration: the encoder codes it, the prior
+learns its code and the decoder learns the straight path from the noise the teacher started from; the
+teacher's own guidance is in its chunks, so sample the student with ``guidance_scale: 1.0``.
 """
 
 from __future__ import annotations
@@ -27,11 +30,13 @@ from vfp_il_components.flow import (
     FlowNet,
     flow_regression,
     observation_of,
+    reflow_teacher,
     sample_flow,
     sample_noise,
     sample_times,
     step_features,
     step_input_dim,
+    training_pair,
 )
 from vfp_il_components.models.vq import VQCodebook, perplexity
 from vfp_il_components.trainers.cfg_vqvae_config import CfgVqvaeFlowMatchingConfig, CodeDropoutSchedule
@@ -96,6 +101,7 @@ class CfgVqvaeFlowMatchingTrainer:
             time_input=True,
         )
         self.flow_loss = context.build_loss("flow")
+        self.teacher = reflow_teacher(context, config.flow)
 
     # -- pieces -----------------------------------------------------------------------------------
 
@@ -157,13 +163,14 @@ class CfgVqvaeFlowMatchingTrainer:
     # -- trainer protocol ----------------------------------------------------------------------------
 
     def compute_losses(self, batch: Batch) -> LossOutput:
-        actions = batch[ACTION_KEY]
+        x0, actions, is_pad = training_pair(batch, self.config.flow, self.teacher)
         size = actions.shape[0]
         obs_feature = self.obs_encoder(batch)
         vq = self.codebook(self.encode(obs_feature, actions))
         drop = self.code_dropout()
         keep = (torch.rand(size, device=actions.device) >= drop).to(actions.dtype)
-        x0 = sample_noise(tuple(actions.shape), actions.device, self.config.flow.noise_std)
+        if x0 is None:
+            x0 = sample_noise(tuple(actions.shape), actions.device, self.config.flow.noise_std)
         t = sample_times(self.config.flow, size, actions.device)
         quantized = vq.quantized
 
@@ -177,7 +184,7 @@ class CfgVqvaeFlowMatchingTrainer:
         codes = vq.indices.detach()
         logits = self.prior(cond=obs_feature)
         terms = {
-            "flow": self.flow_loss(predicted, target, batch.get(f"{ACTION_KEY}_is_pad")),
+            "flow": self.flow_loss(predicted, target, is_pad),
             "prior": self.config.prior_weight * F.cross_entropy(logits.float(), codes),
             **vq.losses,
         }

@@ -8,13 +8,14 @@ from vfp.engine import EvaluationRequest, LossOutput, TrainerContext
 from vfp.protocols import Batch
 from vfp_il_components.evaluation import evaluate_policy
 from vfp_il_components.flow import (
-    ACTION_KEY,
     FlowNet,
     flow_regression,
+    reflow_teacher,
     sample_flow,
     sample_noise,
     step_features,
     step_input_dim,
+    training_pair,
 )
 from vfp_il_components.trainers.flow_matching_config import NaiveFlowMatchingConfig
 
@@ -27,8 +28,10 @@ class NaiveFlowMatchingTrainer:
     Training regresses ``v`` onto ``A - x0`` at ``x_t = (1 - t) x0 + t A`` (loss ``flow``); sampling
     integrates ``v`` from noise with N Euler or Heun steps. With few steps the sample tends to the
     conditional mean of the actions, which averages the modes of a multi-modal task. ``flow.prediction:
-    endpoint`` and ``flow.shortcut`` change what the network outputs and how it is trained and integrated
-    (:func:`vfp_il_components.flow.flow_regression`); a shortcut network also sees the step size.
+    endpoint``, ``flow.shortcut`` and ``flow.mean_flow`` change what the network outputs and how it is trained
+    and integrated (:func:`vfp_il_components.flow.flow_regression`); a shortcut or mean-flow network also sees
+    the step size. With
+    ``flow.distill`` the pairs come from a teacher policy (reflow, :class:`~vfp_il_components.flow.ReflowTeacher`).
     """
 
     def __init__(self, config: NaiveFlowMatchingConfig, context: TrainerContext) -> None:
@@ -46,6 +49,7 @@ class NaiveFlowMatchingTrainer:
             time_input=True,
         )
         self.flow_loss = context.build_loss("flow")
+        self.teacher = reflow_teacher(context, config.flow)
 
     def flow_net(self, cond: torch.Tensor) -> FlowNet:
         """The network as a :data:`~vfp_il_components.flow.FlowNet` for observation features ``cond`` (B, C)."""
@@ -60,10 +64,10 @@ class NaiveFlowMatchingTrainer:
         return net
 
     def compute_losses(self, batch: Batch) -> LossOutput:
-        actions = batch[ACTION_KEY]
+        x0, actions, is_pad = training_pair(batch, self.config.flow, self.teacher)
         cond = self.obs_encoder(batch)
-        predicted, target = flow_regression(self.config.flow, self.flow_net(cond), actions)
-        return LossOutput({"flow": self.flow_loss(predicted, target, batch.get(f"{ACTION_KEY}_is_pad"))})
+        predicted, target = flow_regression(self.config.flow, self.flow_net(cond), actions, x0)
+        return LossOutput({"flow": self.flow_loss(predicted, target, is_pad)})
 
     def _sample(
         self, observation: Batch, steps: int, generator: torch.Generator | None, noise: torch.Tensor | None = None

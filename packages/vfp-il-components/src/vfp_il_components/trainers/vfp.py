@@ -11,9 +11,13 @@ VFP ("Variational Flow-Matching Policy for Multi-Modal Robot Manipulation", arXi
   z ~ p(z|o) with the expert chunks (jointly with the observation state when the loss has a
   ``state_weight``), and ``moe_gating`` balances the experts.
 - inference: z ~ p(z | o), route to the experts, integrate N Euler or Heun steps from noise.
-- few-step options (``flow.prediction: endpoint``, ``flow.shortcut``): the decoder outputs the chunk, or
-  also sees the step size (appended to the observation feature it is conditioned on); the alignment term
-  then aligns the option's own one-step chunks.
+- few-step options (``flow.prediction: endpoint``, ``flow.shortcut``, ``flow.mean_flow``): the decoder
+  outputs the chunk, or also sees the step size (appended to the observation feature it is conditioned
+  on); the alignment term then aligns the option's own one-step chunks (``alignment_steps``: N-step chunks
+  of the evaluation sampler; ``alignment_start_step`` and ``alignment_warmup_steps``: its weight schedule).
+- reflow distillation (``flow.distill``): the teacher's chunk stands for the demonstration (the posterior
+  encodes it, the KL and the alignment see it) and the decoder learns the straight path from the noise the
+  teacher started from; the teacher draws its own latent from its own prior.
 """
 
 from __future__ import annotations
@@ -25,15 +29,16 @@ from vfp.engine import EvaluationRequest, LossOutput, MetricValue, TrainerContex
 from vfp.protocols import Batch
 from vfp_il_components.evaluation import evaluate_policy
 from vfp_il_components.flow import (
-    ACTION_KEY,
     FlowNet,
     flow_regression,
     one_step,
+    reflow_teacher,
     sample_flow,
     sample_noise,
     sample_times,
     step_features,
     step_input_dim,
+    training_pair,
 )
 from vfp_il_components.models.latent import DiagonalGaussian, gumbel_softmax, sample_categorical
 from vfp_il_components.trainers.vfp_config import VFPSingleExpertConfig
@@ -84,6 +89,7 @@ class VariationalFlowMatchingTrainer:
             num_experts=self.num_experts,
         )
         self.flow_loss = context.build_loss("flow")
+        self.teacher = reflow_teacher(context, config.flow)
         self.alignment = context.build_loss("alignment") if context.has_loss("alignment") else None
         self.gating = context.build_loss("gating") if self.gate is not None and context.has_loss("gating") else None
         state_keys = info.keys("state")
@@ -194,8 +200,7 @@ class VariationalFlowMatchingTrainer:
         return balanced, plain
 
     def compute_losses(self, batch: Batch) -> LossOutput:
-        actions = batch[ACTION_KEY]
-        is_pad = batch.get(f"{ACTION_KEY}_is_pad")
+        x0, actions, is_pad = training_pair(batch, self.config.flow, self.teacher)
         cond = self.encode_observation(batch)
         q, p = self.posterior(cond, actions), self.prior(cond)
         z = self._reparameterized(q)
@@ -205,7 +210,8 @@ class VariationalFlowMatchingTrainer:
         kl_term = kl_balanced.clamp_min(free) if free > 0 else kl_balanced
         beta = self.kl_weight()
 
-        x0 = sample_noise(tuple(actions.shape), actions.device, self.config.flow.noise_std)
+        if x0 is None:
+            x0 = sample_noise(tuple(actions.shape), actions.device, self.config.flow.noise_std)
         t = sample_times(self.config.flow, actions.shape[0], actions.device)
         weights, gate_output = self._route(cond, z)
         predicted, target = flow_regression(self.config.flow, self.flow_net(cond, z, weights), actions, x0, t)
@@ -218,17 +224,35 @@ class VariationalFlowMatchingTrainer:
             gating = self.gating(gate_output.logits, gate_output.top_k_indices)  # type: ignore[attr-defined]
             terms.update({f"gating/{name}": value for name, value in gating.items()})
         if self.alignment is not None:
-            terms["alignment"] = self._alignment(batch, cond, p, actions)
+            factor = self.alignment_factor()
+            metrics["alignment_factor"] = factor
+            if factor > 0.0:
+                term = self._alignment(batch, cond, p, actions)
+                terms["alignment"] = term if factor == 1.0 else factor * term
         if isinstance(p, DiagonalGaussian):
             metrics["prior_std"] = p.std.detach().mean()
         else:
             metrics["prior_entropy"] = -(p.softmax(-1) * p.log_softmax(-1)).sum(-1).detach().mean()
         return LossOutput(terms, metrics)
 
+    def alignment_factor(self) -> float:
+        """Share of the Sinkhorn term's weight at the current step: 0 before ``alignment_start_step``, then a
+        linear ramp to 1 over ``alignment_warmup_steps``."""
+        start, warmup = self.config.alignment_start_step, self.config.alignment_warmup_steps
+        step = self.context.step
+        if step < start:
+            return 0.0
+        return 1.0 if warmup == 0 else min(1.0, (step - start + 1) / warmup)
+
+    def alignment_steps(self) -> int:
+        """Integration steps of the chunks the Sinkhorn term aligns (``alignment_steps``, else ``flow.num_steps``)."""
+        return self.config.alignment_steps or self.config.flow.num_steps
+
     def _alignment(
         self, batch: Batch, cond: torch.Tensor, prior: LatentDistribution, actions: torch.Tensor
     ) -> torch.Tensor:
-        """Sinkhorn between one-step chunks generated from z ~ p(z|o) and the expert chunks."""
+        """Sinkhorn between chunks generated from z ~ p(z|o) (:meth:`alignment_steps` differentiable steps)
+        and the expert chunks."""
         assert self.alignment is not None
         rows = self.config.alignment_samples
         if rows is not None and rows < actions.shape[0]:
@@ -238,7 +262,8 @@ class VariationalFlowMatchingTrainer:
         z = self._reparameterized(prior)
         weights, _ = self._route(cond, z)
         x0 = sample_noise(tuple(actions.shape), actions.device, self.config.flow.noise_std)
-        generated = one_step(self.config.flow, self.flow_net(cond, z, weights), x0)
+        net, steps = self.flow_net(cond, z, weights), self.alignment_steps()
+        generated = one_step(self.config.flow, net, x0) if steps == 1 else sample_flow(self.config.flow, net, x0, steps)
         state = batch[self.state_key].flatten(1) if self.state_key is not None else None
         loss: torch.Tensor = self.alignment(generated, actions, state, state)
         return loss

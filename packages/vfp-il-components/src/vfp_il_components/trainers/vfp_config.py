@@ -69,6 +69,23 @@ class VFPSingleExpertConfig(FlowTrainerConfig):
         description="Rows of each batch used by the Sinkhorn alignment term (its cost grows with the square; "
         "null: the whole batch).",
     )
+    alignment_steps: int | None = Field(
+        1,
+        ge=1,
+        le=1000,
+        description="Integration steps of the generated chunks the Sinkhorn term aligns (differentiated through "
+        "every step): 1 is one Euler step (the VFP paper's); N > 1 the evaluation sampler with N steps (flow "
+        "integrator and options); null: flow.num_steps, the steps the policy is evaluated and deployed with.",
+    )
+    alignment_start_step: int = Field(
+        0, ge=0, description="Optimizer steps before the Sinkhorn term is used (it is not computed before)."
+    )
+    alignment_warmup_steps: int = Field(
+        0,
+        ge=0,
+        description="Steps of linear increase of the Sinkhorn term's weight from 0 to the loss's weight after "
+        "alignment_start_step (0: the full weight at once).",
+    )
 
     @property
     def num_experts(self) -> int:
@@ -93,6 +110,10 @@ class VFPSingleExpertConfig(FlowTrainerConfig):
             yield "type", f"posterior ({posterior}) and prior ({prior}) must be of the same kind"
         yield from require_loss(experiment, "flow", "l2", "flow-matching regression")
         yield from require_loss(experiment, "alignment", "sinkhorn", "one-step OT alignment", optional=True)
+        if "alignment" not in experiment.losses:
+            for key in ("alignment_steps", "alignment_start_step", "alignment_warmup_steps"):
+                if key in self.model_fields_set:
+                    yield key, "is set but the experiment has no `alignment` loss (losses.alignment: {type: sinkhorn})"
         yield from self._check_experts(experiment)
 
     def _check_experts(self, experiment: Any) -> Iterable[tuple[str, str]]:
