@@ -142,7 +142,7 @@ def lerobot(session: nox.Session) -> None:
         LEROBOT_VENV.parent.mkdir(parents=True, exist_ok=True)
         session.run(sys.executable, "-m", "venv", str(LEROBOT_VENV), external=True)
         session.run(str(python), "-m", "pip", "install", "--upgrade", "pip", external=True)
-    editable = [arg for pkg in (*PACKAGES[:2], "packages/vfp-il-components[lerobot]") for arg in ("-e", pkg)]
+    editable = [arg for pkg in (*PACKAGES[:2], "packages/vfp-il-components[lerobot,metaworld]") for arg in ("-e", pkg)]
     session.run(
         str(python), "-m", "pip", "install", *editable, "-e", "tests/plugins/vfp-sample", *TEST_DEPS, external=True
     )
