@@ -24,16 +24,7 @@ from pydantic import Field
 
 from vfp.components import ComponentConfig
 from vfp.experiments._folder import flatten
-from vfp.hookspecs import hookimpl
-from vfp.loggers_tracking import (
-    TrackedRun,
-    TrackerLogger,
-    environment,
-    finite_metrics,
-    read_run_id,
-    resolved_config,
-    write_run_id,
-)
+from vfp.loggers_tracking import TrackedRun, TrackerLogger, environment, read_run_id, resolved_config, write_run_id
 
 RUN_ID_FILE = "mlflow.json"
 _BATCH = 100  # MLflow's limit of params per log_batch call
@@ -57,25 +48,18 @@ class MlflowLogger(TrackerLogger):
     """One MLflow run per vfp run; metrics as ``train/*`` and ``val/*`` at the training step."""
 
     tracker = "mlflow"
+    extra = "mlflow"
 
     def __init__(self, config: MlflowLoggerConfig) -> None:
         super().__init__()
-        try:
-            from mlflow.tracking import MlflowClient
-        except ImportError as exc:
-            raise ImportError(f"the mlflow logger needs mlflow ({exc}): pip install 'vfp-core[mlflow]'") from exc
+        self.client_type: Any = self.require("mlflow.tracking").MlflowClient
         self.config = config
-        self.client_type: Any = MlflowClient
         self.client: Any = None
-        self.run_id: str | None = None
 
-    @hookimpl
-    def vfp_on_train_start(self, run: TrackedRun) -> None:
-        if not run.is_main:
-            return
-        self.active = True
-        self.run_id = self.guard("start", lambda: self._start(run))
-        self.active = self.run_id is not None
+    @property
+    def run_id(self) -> str | None:
+        """The MLflow run's id once started."""
+        return self.handle  # type: ignore[no-any-return]
 
     def _start(self, run: TrackedRun) -> str:
         from mlflow.entities import Param
@@ -117,28 +101,11 @@ class MlflowLogger(TrackerLogger):
         batch = [Metric(key, value, now, step) for key, value in metrics.items()]
         self.client.log_batch(self.run_id, metrics=batch)
 
-    @hookimpl
-    def vfp_on_step_end(self, run: TrackedRun, step: int, metrics: Mapping[str, float]) -> None:
-        self.guard("log", lambda: self._log(finite_metrics("train", metrics), step))
-
-    @hookimpl
-    def vfp_on_evaluation_end(self, run: TrackedRun, step: int, metrics: Mapping[str, float]) -> None:
-        self.last_evaluation = finite_metrics("val", metrics)
-        self.guard("log", lambda: self._log(self.last_evaluation, step))
-
-    @hookimpl
-    def vfp_on_train_end(self, run: TrackedRun, status: str) -> None:
-        if not self.active:
-            return
-
-        def finish() -> None:
-            if self.last_evaluation:
-                self.client.log_dict(self.run_id, self.last_evaluation, "final_evaluation.json")
-            self.client.set_tag(self.run_id, "vfp.status", status)
-            self.client.set_terminated(self.run_id, status=_STATUS.get(status, "FAILED"))
-
-        self.guard("finish", finish)
-        self.active = False
+    def _finish(self, status: str) -> None:
+        if self.last_evaluation:
+            self.client.log_dict(self.run_id, self.last_evaluation, "final_evaluation.json")
+        self.client.set_tag(self.run_id, "vfp.status", status)
+        self.client.set_terminated(self.run_id, status=_STATUS.get(status, "FAILED"))
 
 
 def _experiment_name(run: TrackedRun, config: Mapping[str, Any]) -> str:

@@ -7,12 +7,16 @@ import them when a run starts, so a config naming them validates without the ext
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Protocol, TypeVar
+
+from vfp.hookspecs import hookimpl
 
 __all__ = ["TrackedRun", "TrackerLogger", "read_run_id", "write_run_id"]
 
@@ -70,13 +74,29 @@ def environment(run: TrackedRun) -> dict[str, Any]:
 
 
 class TrackerLogger:
-    """Calls into a tracker through :meth:`guard`: the first failure warns once and turns the logger off."""
+    """A tracker's lifecycle hooks, shared by the W&B and MLflow loggers.
+
+    A subclass names its ``tracker`` and ``extra`` and implements ``_start`` (open or resume the tracker's run and
+    return a handle: the run, its id), ``_log`` and ``_finish``. Every call goes through :meth:`guard`: the first
+    failure warns once and turns the logger off, and training goes on.
+    """
 
     tracker = "tracker"
+    extra = "tracker"
 
     def __init__(self) -> None:
         self.active = False
+        self.handle: Any = None
         self.last_evaluation: dict[str, float] = {}
+
+    def require(self, module: str) -> ModuleType:
+        """Import the tracker's package, or say which extra installs it."""
+        try:
+            return importlib.import_module(module)
+        except ImportError as exc:
+            raise ImportError(
+                f"the {self.tracker} logger needs {self.tracker} ({exc}): pip install 'vfp-core[{self.extra}]'"
+            ) from exc
 
     def guard(self, what: str, call: Callable[[], T]) -> T | None:
         if not self.active and what != "start":
@@ -91,3 +111,36 @@ class TrackerLogger:
                 stacklevel=2,
             )
             return None
+
+    @hookimpl
+    def vfp_on_train_start(self, run: TrackedRun) -> None:
+        if not run.is_main:
+            return
+        self.active = True
+        self.handle = self.guard("start", lambda: self._start(run))
+        self.active = self.handle is not None
+
+    @hookimpl
+    def vfp_on_step_end(self, run: TrackedRun, step: int, metrics: Mapping[str, float]) -> None:
+        self.guard("log", lambda: self._log(finite_metrics("train", metrics), step))
+
+    @hookimpl
+    def vfp_on_evaluation_end(self, run: TrackedRun, step: int, metrics: Mapping[str, float]) -> None:
+        self.last_evaluation = finite_metrics("val", metrics)
+        self.guard("log", lambda: self._log(self.last_evaluation, step))
+
+    @hookimpl
+    def vfp_on_train_end(self, run: TrackedRun, status: str) -> None:
+        if not self.active:
+            return
+        self.guard("finish", lambda: self._finish(status))
+        self.active = False
+
+    def _start(self, run: TrackedRun) -> Any:
+        raise NotImplementedError
+
+    def _log(self, metrics: Mapping[str, float], step: int) -> None:
+        raise NotImplementedError
+
+    def _finish(self, status: str) -> None:
+        raise NotImplementedError

@@ -24,16 +24,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from vfp.components import ComponentConfig
-from vfp.hookspecs import hookimpl
-from vfp.loggers_tracking import (
-    TrackedRun,
-    TrackerLogger,
-    environment,
-    finite_metrics,
-    read_run_id,
-    resolved_config,
-    write_run_id,
-)
+from vfp.loggers_tracking import TrackedRun, TrackerLogger, environment, read_run_id, resolved_config, write_run_id
 
 RUN_ID_FILE = "wandb.json"
 _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
@@ -62,24 +53,17 @@ class WandbLogger(TrackerLogger):
     """Weights & Biases run per vfp run; metrics as ``train/*`` and ``val/*`` at the training step."""
 
     tracker = "wandb"
+    extra = "wandb"
 
     def __init__(self, config: WandbLoggerConfig) -> None:
         super().__init__()
-        try:
-            import wandb
-        except ImportError as exc:
-            raise ImportError(f"the wandb logger needs wandb ({exc}): pip install 'vfp-core[wandb]'") from exc
+        self.wandb: Any = self.require("wandb")
         self.config = config
-        self.wandb: Any = wandb
-        self.run: Any = None
 
-    @hookimpl
-    def vfp_on_train_start(self, run: TrackedRun) -> None:
-        if not run.is_main:
-            return
-        self.active = True
-        self.run = self.guard("start", lambda: self._start(run))
-        self.active = self.run is not None
+    @property
+    def run(self) -> Any:
+        """The W&B run once started."""
+        return self.handle
 
     def _start(self, run: TrackedRun) -> Any:
         record_file = run.run_dir / RUN_ID_FILE
@@ -108,25 +92,11 @@ class WandbLogger(TrackerLogger):
         )
         return tracked
 
-    @hookimpl
-    def vfp_on_step_end(self, run: TrackedRun, step: int, metrics: Mapping[str, float]) -> None:
-        self.guard("log", lambda: self.run.log(finite_metrics("train", metrics), step=step))
+    def _log(self, metrics: Mapping[str, float], step: int) -> None:
+        self.run.log(dict(metrics), step=step)
 
-    @hookimpl
-    def vfp_on_evaluation_end(self, run: TrackedRun, step: int, metrics: Mapping[str, float]) -> None:
-        self.last_evaluation = finite_metrics("val", metrics)
-        self.guard("log", lambda: self.run.log(self.last_evaluation, step=step))
-
-    @hookimpl
-    def vfp_on_train_end(self, run: TrackedRun, status: str) -> None:
-        if not self.active:
-            return
-
-        def finish() -> None:
-            self.run.summary["status"] = status
-            for key, value in self.last_evaluation.items():
-                self.run.summary[f"final/{key}"] = value
-            self.run.finish(exit_code=0 if status == "completed" else 1)
-
-        self.guard("finish", finish)
-        self.active = False
+    def _finish(self, status: str) -> None:
+        self.run.summary["status"] = status
+        for key, value in self.last_evaluation.items():
+            self.run.summary[f"final/{key}"] = value
+        self.run.finish(exit_code=0 if status == "completed" else 1)

@@ -52,7 +52,11 @@ class MixtureEnvConfig(SyntheticEnvConfig):
 
     An episode is ``max_episode_steps`` actions (null: 16, one chunk of the packaged configs' horizon);
     it succeeds when every action lies within ``tolerance`` of the same mode, as the task's own
-    evaluation classifies the executed part of the first chunk.
+    evaluation classifies the executed part of the first chunk. An episode is one decision: evaluate with
+    ``evaluation.action_steps: null`` (the whole chunk, one query). The context never changes, so a policy
+    that re-plans within an episode draws its mode afresh at each query and leaves the mode it started on
+    by chance (success near the sum of the squared mode frequencies at two queries, 1/3 for three
+    balanced modes), whatever its quality.
     """
 
     options: MixtureOptions = Field(default_factory=MixtureOptions, description="The task's options.")

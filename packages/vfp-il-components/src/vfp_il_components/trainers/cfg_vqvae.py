@@ -24,7 +24,6 @@ import torch.nn.functional as F
 
 from vfp.engine import EvaluationRequest, LossOutput, TrainerContext
 from vfp.protocols import Batch
-from vfp_il_components.evaluation import evaluate_policy
 from vfp_il_components.flow import (
     ACTION_KEY,
     FlowNet,
@@ -39,6 +38,7 @@ from vfp_il_components.flow import (
     training_pair,
 )
 from vfp_il_components.models.vq import VQCodebook, perplexity
+from vfp_il_components.trainers._sampling import ChunkSampling, source_noise
 from vfp_il_components.trainers.cfg_vqvae_config import CfgVqvaeFlowMatchingConfig, CodeDropoutSchedule
 
 __all__ = ["CfgVqvaeFlowMatchingTrainer", "code_dropout_probability", "draw_codes"]
@@ -71,7 +71,7 @@ def draw_codes(logits: torch.Tensor, temperature: float, generator: torch.Genera
     return torch.multinomial(probs, 1).squeeze(-1)
 
 
-class CfgVqvaeFlowMatchingTrainer:
+class CfgVqvaeFlowMatchingTrainer(ChunkSampling):
     """Trainer of ``cfg_vqvae_flow_matching`` (see the module docstring and ``CfgVqvaeFlowMatchingConfig``).
 
     Loss terms: ``flow`` (velocity regression), ``commitment`` (and ``codebook`` with a loss-updated
@@ -202,9 +202,7 @@ class CfgVqvaeFlowMatchingTrainer:
         codes = draw_codes(self.prior(cond=obs_feature), self.config.prior_temperature, generator)
         code = self.codebook.lookup(codes).to(obs_feature.dtype)
         shape = (obs_feature.shape[0], self.horizon, self.action_dim)
-        std = self.config.flow.noise_std
-        device = obs_feature.device
-        x0 = std * noise.to(device, torch.float32) if noise is not None else sample_noise(shape, device, std, generator)
+        x0 = source_noise(shape, obs_feature.device, self.config.flow.noise_std, generator, noise)
         return sample_flow(self.config.flow, self.guided_net(obs_feature, code), x0, steps)
 
     def guided_net(self, obs_feature: torch.Tensor, code: torch.Tensor) -> FlowNet:
@@ -217,31 +215,13 @@ class CfgVqvaeFlowMatchingTrainer:
         return net
 
     @torch.no_grad()
-    def sample_actions(
-        self,
-        observation: Batch,
-        steps: int | None = None,
-        *,
-        noise: torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
-        """Normalized action chunks ``(B, horizon, action_dim)``: a code from the prior, then guided integration.
-
-        ``generator`` (a seeded CPU generator) draws the code first, then the source noise unless ``noise``
-        (standard normal ``(B, horizon, action_dim)``, scaled by ``flow.noise_std``) is given.
-        """
-        return self._sample(observation, steps or self.config.flow.num_steps, generator, noise)
-
-    @torch.no_grad()
     def evaluate(self, request: EvaluationRequest) -> dict[str, float]:
         """Policy metrics (closed loop on the task, or offline) plus codebook use on the held-out batches.
 
         ``codebook_perplexity`` and ``codebook_usage`` count the posterior's codes over the whole held-out
         split; ``prior_accuracy`` is how often the prior's most likely code is the posterior's.
         """
-        metrics = evaluate_policy(
-            self.context, self.config.evaluation, request, self._sample, self.config.flow.num_steps
-        )
+        metrics = super().evaluate(request)
         counts = torch.zeros(self.num_codes, dtype=torch.float64)
         hits, total = 0, 0
         for batch in request.batches():

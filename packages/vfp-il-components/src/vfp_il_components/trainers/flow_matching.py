@@ -4,25 +4,24 @@ from __future__ import annotations
 
 import torch
 
-from vfp.engine import EvaluationRequest, LossOutput, TrainerContext
+from vfp.engine import LossOutput, TrainerContext
 from vfp.protocols import Batch
-from vfp_il_components.evaluation import evaluate_policy
 from vfp_il_components.flow import (
     FlowNet,
     flow_regression,
     reflow_teacher,
     sample_flow,
-    sample_noise,
     step_features,
     step_input_dim,
     training_pair,
 )
+from vfp_il_components.trainers._sampling import ChunkSampling, source_noise
 from vfp_il_components.trainers.flow_matching_config import NaiveFlowMatchingConfig
 
 __all__ = ["NaiveFlowMatchingTrainer"]
 
 
-class NaiveFlowMatchingTrainer:
+class NaiveFlowMatchingTrainer(ChunkSampling):
     """Learns a velocity field ``v(x_t, t, o)`` whose flow carries Gaussian noise to action chunks.
 
     Training regresses ``v`` onto ``A - x0`` at ``x_t = (1 - t) x0 + t A`` (loss ``flow``); sampling
@@ -74,27 +73,5 @@ class NaiveFlowMatchingTrainer:
     ) -> torch.Tensor:
         cond = self.obs_encoder(observation)
         shape = (cond.shape[0], self.horizon, self.action_dim)
-        std, device = self.config.flow.noise_std, cond.device
-        x0 = std * noise.to(device, torch.float32) if noise is not None else sample_noise(shape, device, std, generator)
+        x0 = source_noise(shape, cond.device, self.config.flow.noise_std, generator, noise)
         return sample_flow(self.config.flow, self.flow_net(cond), x0, steps)
-
-    @torch.no_grad()
-    def sample_actions(
-        self,
-        observation: Batch,
-        steps: int | None = None,
-        *,
-        noise: torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
-        """Normalized action chunks ``(B, horizon, action_dim)`` from ``steps`` integration steps.
-
-        ``noise``: standard-normal source samples ``(B, horizon, action_dim)`` (scaled by ``flow.noise_std``);
-        without it the source is drawn with ``generator`` (a seeded CPU generator) or the global stream.
-        """
-        return self._sample(observation, steps or self.config.flow.num_steps, generator, noise)
-
-    @torch.no_grad()
-    def evaluate(self, request: EvaluationRequest) -> dict[str, float]:
-        """Closed-loop task metrics (or offline metrics) at ``request.steps`` integration steps."""
-        return evaluate_policy(self.context, self.config.evaluation, request, self._sample, self.config.flow.num_steps)

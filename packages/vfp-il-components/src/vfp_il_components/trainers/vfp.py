@@ -25,9 +25,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from vfp.engine import EvaluationRequest, LossOutput, MetricValue, TrainerContext
+from vfp.engine import LossOutput, MetricValue, TrainerContext
 from vfp.protocols import Batch
-from vfp_il_components.evaluation import evaluate_policy
 from vfp_il_components.flow import (
     FlowNet,
     flow_regression,
@@ -41,6 +40,7 @@ from vfp_il_components.flow import (
     training_pair,
 )
 from vfp_il_components.models.latent import DiagonalGaussian, gumbel_softmax, sample_categorical
+from vfp_il_components.trainers._sampling import ChunkSampling, source_noise
 from vfp_il_components.trainers.vfp_config import VFPSingleExpertConfig
 
 __all__ = ["LatentDistribution", "VariationalFlowMatchingTrainer"]
@@ -54,7 +54,7 @@ def _categorical_kl(logits_q: torch.Tensor, logits_p: torch.Tensor) -> torch.Ten
     return (log_q.exp() * (log_q - log_p)).sum(-1)
 
 
-class VariationalFlowMatchingTrainer:
+class VariationalFlowMatchingTrainer(ChunkSampling):
     """VFP (``experts > 1``, with a gate) or VFP single expert (one expert, no gate).
 
     Public helpers used by tests and analysis: :meth:`encode_observation`, :meth:`prior`,
@@ -274,26 +274,6 @@ class VariationalFlowMatchingTrainer:
     ) -> torch.Tensor:
         cond = self.encode_observation(observation)
         z = self.sample_latent(cond, generator)
-        x0 = self.config.flow.noise_std * noise.to(cond.device, torch.float32) if noise is not None else None
+        shape = (cond.shape[0], self.horizon, self.action_dim)
+        x0 = source_noise(shape, cond.device, self.config.flow.noise_std, generator, noise)
         return self.decode(cond, z, steps, generator, x0)
-
-    @torch.no_grad()
-    def sample_actions(
-        self,
-        observation: Batch,
-        steps: int | None = None,
-        *,
-        noise: torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
-        """Normalized action chunks: z from the prior, routed experts, ``steps`` integration steps.
-
-        ``generator`` (a seeded CPU generator) draws z first, then the source noise unless ``noise`` (standard
-        normal ``(B, horizon, action_dim)``, scaled by ``flow.noise_std``) is given; None: the global stream.
-        """
-        return self._sample(observation, steps or self.config.flow.num_steps, generator, noise)
-
-    @torch.no_grad()
-    def evaluate(self, request: EvaluationRequest) -> dict[str, float]:
-        """Closed-loop task metrics (or offline metrics) at ``request.steps`` integration steps."""
-        return evaluate_policy(self.context, self.config.evaluation, request, self._sample, self.config.flow.num_steps)
